@@ -1,0 +1,47 @@
+# One entry point for people and CI. `make demo` and `make test` are the two
+# README commands; `.ci/run` calls `make check` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.deps-stamp
+
+.PHONY: install demo test check lint format typecheck layers bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q --config-settings editable_mode=strict -e '.[dev]'
+	touch $(STAMP)
+
+# The strict editable install links each source file into build/; re-link so
+# that modules added since the last install are importable.
+install: $(STAMP)
+	$(PY) -m pip install -q --no-deps --no-build-isolation --config-settings editable_mode=strict -e .
+
+demo: install
+	$(VENV)/bin/fsql demo
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+check: install lint typecheck layers
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck:
+	$(VENV)/bin/mypy -p fsql
+
+layers:
+	$(VENV)/bin/lint-imports
+
+bench: install
+	$(PY) benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,109 @@
+"""Catalog tables (SQLAlchemy Core).
+
+These describe the latest schema. Each table is created by the migration that
+introduced it (see :mod:`fsql.catalog.migrations`); a change to a released
+table is a new migration, never an edit of an old one.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    Column("applied_at_us", BigInteger, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+feature_groups = Table(
+    "feature_groups",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    # 'cached' (rows stored by fsql) or 'on_demand' (a view over a connector)
+    Column("kind", String(20), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("primary_key", JSON, nullable=False),
+    Column("event_time", String(200), nullable=True),
+    Column("online", Boolean, nullable=False, default=False),
+    # True once two commits wrote the same (primary key, event time): reads
+    # must then pick the latest commit per key and time.
+    Column("has_upserts", Boolean, nullable=False, default=False),
+    Column("connector", String(200), nullable=True),
+    Column("query", Text, nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", "version"),
+)
+
+features = Table(
+    "features",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "feature_group_id",
+        Integer,
+        ForeignKey("feature_groups.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("position", Integer, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    UniqueConstraint("feature_group_id", "name"),
+)
+
+fg_metadata = Table(
+    "feature_group_metadata",
+    metadata,
+    Column(
+        "feature_group_id",
+        Integer,
+        ForeignKey("feature_groups.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+commits = Table(
+    "commits",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "feature_group_id",
+        Integer,
+        ForeignKey("feature_groups.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("commit_time_us", BigInteger, nullable=False),
+    # 'pending' while rows are written, then 'committed' or 'aborted'
+    Column("state", String(20), nullable=False),
+    Column("row_count", BigInteger, nullable=False, default=0),
+)

@@ -1,0 +1,32 @@
+"""fsql: a SQL-first feature store.
+
+>>> import fsql
+>>> store = fsql.connect("path/to/store")          # doctest: +SKIP
+>>> store.sql("SELECT FEATURES amount_sum_7d, age")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fsql.errors import FsqlError
+from fsql.store import Store
+
+__version__ = "0.1.0"
+
+
+def connect(
+    path: str | Path, *, offline: str | None = None, catalog: str | None = None
+) -> Store:
+    """Open (or create) a store.
+
+    ``path`` is the store folder. By default the offline store is embedded
+    chDB and the catalog SQLite, both inside the folder. ``offline`` takes a
+    ``clickhouse://host:port/database`` URL and ``catalog`` a SQLAlchemy URL
+    (``postgresql+psycopg://...``) for server mode; the choice is remembered
+    in the folder's ``fsql.json``.
+    """
+    return Store(path, offline=offline, catalog=catalog)
+
+
+__all__ = ["FsqlError", "Store", "__version__", "connect"]

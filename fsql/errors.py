@@ -1,0 +1,122 @@
+"""One exception base for every layer; each error carries a SQLSTATE.
+
+The Postgres-wire server turns an :class:`FsqlError` into an ErrorResponse
+with the same SQLSTATE, message, position and hint, so what a Python user
+sees and what psql shows are the same words.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class FsqlError(Exception):
+    """Base of all fsql errors.
+
+    ``sqlstate`` is the five-character PostgreSQL error code, ``position`` the
+    1-based character offset of the offending token in the statement text (or
+    None), ``hint`` a sentence that says how to fix it.
+    """
+
+    sqlstate = "XX000"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        sqlstate: str | None = None,
+        position: int | None = None,
+        hint: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if sqlstate is not None:
+            self.sqlstate = sqlstate
+        self.position = position
+        self.hint = hint
+        self.detail = detail
+
+    def __str__(self) -> str:
+        parts = [f"[{self.sqlstate}] {self.message}"]
+        if self.position is not None:
+            parts.append(f"(at position {self.position})")
+        text = " ".join(parts)
+        if self.detail:
+            text += f"\nDETAIL: {self.detail}"
+        if self.hint:
+            text += f"\nHINT: {self.hint}"
+        return text
+
+
+class SQLSyntaxError(FsqlError):
+    sqlstate = "42601"
+
+
+class UndefinedObject(FsqlError):
+    """An unknown feature group, training dataset, connector or project."""
+
+    sqlstate = "42P01"
+
+
+class UndefinedColumn(FsqlError):
+    sqlstate = "42703"
+
+
+class AmbiguousColumn(FsqlError):
+    sqlstate = "42702"
+
+
+class DuplicateObject(FsqlError):
+    sqlstate = "42P07"
+
+
+class DatatypeMismatch(FsqlError):
+    sqlstate = "42804"
+
+
+class InvalidParameter(FsqlError):
+    """A bad option, argument or value supplied by the user."""
+
+    sqlstate = "22023"
+
+
+class NotNullViolation(FsqlError):
+    sqlstate = "23502"
+
+
+class UniqueViolation(FsqlError):
+    sqlstate = "23505"
+
+
+class FeatureNotSupported(FsqlError):
+    sqlstate = "0A000"
+
+
+class StoreInUse(FsqlError):
+    """Another process holds the embedded store folder."""
+
+    sqlstate = "55006"
+
+
+class ConnectionFailure(FsqlError):
+    sqlstate = "08006"
+
+
+class EngineError(FsqlError):
+    """The execution engine rejected generated or user SQL."""
+
+    sqlstate = "XX000"
+
+
+def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The candidates that look most like ``name`` (for 'did you mean')."""
+    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    found = closest(name, candidates)
+    if not found:
+        return None
+    return "Did you mean " + " or ".join(repr(c) for c in found) + "?"

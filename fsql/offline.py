@@ -1,0 +1,253 @@
+"""The offline store: one ClickHouse MergeTree table per cached feature-group
+version, ordered by (primary key, event time), with two hidden columns.
+
+``_commit_id`` and ``_commit_time`` record which commit wrote each row, so any
+past state can be rebuilt (``FOR SYSTEM_TIME AS OF``) and a later commit of
+the same (primary key, event time) supersedes an earlier one on read.
+
+A commit is atomic: rows go to a staging table first, which is attached to
+the feature group's table in one step (ClickHouse moves a whole partition at
+once), and the catalog marks the commit done only after that. On open,
+pending commits left by a crash are rolled back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from fsql.catalog import Catalog, Commit, FeatureGroup
+from fsql.conform import conform
+from fsql.connectors.engine import Engine
+from fsql.errors import UniqueViolation
+from fsql.types import clickhouse_type
+
+COMMIT_ID = "_commit_id"
+COMMIT_TIME = "_commit_time"
+HIDDEN = (COMMIT_ID, COMMIT_TIME)
+STAGING_PREFIX = "_staging_"
+DIALECT = "clickhouse"
+
+
+def ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    return exp.Column(this=ident(name), table=ident(table) if table else None)
+
+
+def database_name(project: str) -> str:
+    return f"fsql_{project}"
+
+
+def table_ref(fg: FeatureGroup, *, staging_commit: int | None = None) -> exp.Table:
+    name = fg.qualified_name
+    if staging_commit is not None:
+        name = f"{STAGING_PREFIX}{name}_{staging_commit}"
+    return exp.Table(this=ident(name), db=ident(database_name(fg.project)))
+
+
+def micros_literal(us: int) -> exp.Expression:
+    """A UTC DateTime64(6) value from integer microseconds."""
+    return exp.func(
+        "fromUnixTimestamp64Micro", exp.Literal.number(us), exp.Literal.string("UTC")
+    )
+
+
+def sort_key(fg: FeatureGroup) -> list[str]:
+    return list(fg.primary_key) + ([fg.event_time] if fg.event_time else [])
+
+
+class OfflineStore:
+    def __init__(self, engine: Engine, catalog: Catalog) -> None:
+        self.engine = engine
+        self.catalog = catalog
+
+    # DDL ----------------------------------------------------------------
+
+    def ensure_database(self, project: str) -> None:
+        self.engine.execute(
+            exp.Create(this=ident(database_name(project)), kind="DATABASE", exists=True).sql(
+                DIALECT
+            )
+        )
+
+    def _create_sql(self, fg: FeatureGroup, target: exp.Table) -> str:
+        not_null = set(sort_key(fg))
+        columns = [
+            exp.ColumnDef(this=ident(f.name), kind=clickhouse_type(f.ftype, nullable=f.name not in not_null))
+            for f in fg.features
+        ]
+        columns.append(exp.ColumnDef(this=ident(COMMIT_ID), kind=exp.DataType.build("UInt64", dialect=DIALECT)))
+        columns.append(
+            exp.ColumnDef(
+                this=ident(COMMIT_TIME),
+                kind=exp.DataType.build("DateTime64(6, 'UTC')", dialect=DIALECT),
+            )
+        )
+        order = exp.Tuple(expressions=[col(c) for c in sort_key(fg)])
+        create = exp.Create(
+            this=exp.Schema(this=target, expressions=columns),
+            kind="TABLE",
+            exists=True,
+            properties=exp.Properties(
+                expressions=[
+                    exp.EngineProperty(this=exp.var("MergeTree")),
+                    exp.Order(expressions=[exp.Ordered(this=order)]),
+                ]
+            ),
+        )
+        return create.sql(DIALECT)
+
+    def create(self, fg: FeatureGroup) -> None:
+        self.ensure_database(fg.project)
+        self.engine.execute(self._create_sql(fg, table_ref(fg)))
+
+    def drop(self, fg: FeatureGroup) -> None:
+        self.engine.execute(exp.Drop(this=table_ref(fg), kind="TABLE", exists=True).sql(DIALECT))
+
+    # commits ------------------------------------------------------------
+
+    def insert(self, fg: FeatureGroup, data: pa.Table, *, fail_after_staging: bool = False) -> Commit:
+        """Write ``data`` as one commit. ``fail_after_staging`` injects a failure
+        between writing and attaching (for tests of atomicity)."""
+        rows = conform(fg, data)
+        commit = self.catalog.begin_commit(fg)
+        staging = table_ref(fg, staging_commit=commit.id)
+        try:
+            self.engine.execute(self._create_sql(fg, staging))
+            n = rows.num_rows
+            stamped = rows.append_column(
+                COMMIT_ID, pa.array(np.full(n, commit.id, dtype=np.uint64))
+            ).append_column(
+                COMMIT_TIME,
+                pa.array(np.full(n, commit.commit_time_us, dtype="datetime64[us]")).cast(
+                    pa.timestamp("us", tz="UTC")
+                ),
+            )
+            self.engine.insert(staging, stamped)
+            self._check_unique_in_commit(fg, staging)
+            upserts = self._overlaps_existing(fg, staging)
+            if fail_after_staging:
+                raise RuntimeError("injected failure after staging")
+            self.engine.execute(
+                f"ALTER TABLE {table_ref(fg).sql(DIALECT)} ATTACH PARTITION tuple() FROM "
+                f"{staging.sql(DIALECT)}"
+            )
+        except BaseException:
+            self._drop_quietly(staging)
+            self.catalog.abort_commit(commit)
+            raise
+        self._drop_quietly(staging)
+        return self.catalog.finish_commit(commit, rows.num_rows, upserts=upserts)
+
+    def _drop_quietly(self, table: exp.Table) -> None:
+        try:
+            self.engine.execute(exp.Drop(this=table, kind="TABLE", exists=True).sql(DIALECT))
+        except Exception:
+            pass
+
+    def _check_unique_in_commit(self, fg: FeatureGroup, staging: exp.Table) -> None:
+        key = [col(c) for c in sort_key(fg)]
+        q = (
+            exp.select(*key)
+            .from_(staging)
+            .group_by(*key)
+            .having(exp.GT(this=exp.func("count"), expression=exp.Literal.number(1)))
+            .limit(1)
+        )
+        dup = self.engine.query(q.sql(DIALECT))
+        if dup.num_rows:
+            values = ", ".join(f"{c}={dup.column(c)[0].as_py()!r}" for c in dup.column_names)
+            raise UniqueViolation(
+                f'insert into feature group "{fg.name}" has more than one row for ({values})',
+                hint="One commit may hold one row per primary key and event time; "
+                "a later commit of the same key and time replaces it.",
+            )
+
+    def _overlaps_existing(self, fg: FeatureGroup, staging: exp.Table) -> bool:
+        if fg.has_upserts:
+            return True
+        if not self.catalog.commits(fg, state="committed"):
+            return False
+        key = sort_key(fg)
+        key_tuple = exp.Tuple(expressions=[col(c) for c in key])
+        q = (
+            exp.select(exp.Literal.number(1))
+            .from_(table_ref(fg))
+            .where(
+                exp.In(
+                    this=key_tuple,
+                    query=exp.select(*[col(c) for c in key]).from_(staging).subquery(),
+                )
+            )
+            .limit(1)
+        )
+        return self.engine.query(q.sql(DIALECT)).num_rows > 0
+
+    def recover(self) -> list[int]:
+        """Roll back commits a crash left pending; return their ids."""
+        rolled_back = []
+        for commit in self.catalog.commits(state="pending"):
+            fg = self.catalog.feature_group_by_id(commit.feature_group_id)
+            if fg is not None and fg.kind == "cached":
+                self._drop_quietly(table_ref(fg, staging_commit=commit.id))
+                delete = exp.Delete(
+                    this=table_ref(fg),
+                    where=exp.Where(this=exp.EQ(this=col(COMMIT_ID), expression=exp.Literal.number(commit.id))),
+                )
+                self.engine.execute(delete.sql(DIALECT))
+            self.catalog.abort_commit(commit)
+            rolled_back.append(commit.id)
+        # staging tables whose commit already ended (crash during cleanup)
+        found = self.engine.query(
+            "SELECT database, name FROM system.tables WHERE startsWith(database, 'fsql_') "
+            f"AND startsWith(name, '{STAGING_PREFIX}')"
+        )
+        for db, name in zip(found.column("database").to_pylist(), found.column("name").to_pylist(), strict=True):
+            self._drop_quietly(exp.Table(this=ident(name), db=ident(db)))
+        return rolled_back
+
+    # reads --------------------------------------------------------------
+
+    def source(
+        self,
+        fg: FeatureGroup,
+        *,
+        system_time_us: int | None = None,
+        since_us: int | None = None,
+        hidden: bool = False,
+    ) -> exp.Expression:
+        """A relation with the feature group's rows as they stood at
+        ``system_time_us`` (None: now), one row per (primary key, event time):
+        the latest commit wins."""
+        names = [f.name for f in fg.features] + (list(HIDDEN) if hidden else [])
+        q = exp.select(*[col(n) for n in names]).from_(table_ref(fg))
+        if system_time_us is not None:
+            q = q.where(exp.LTE(this=col(COMMIT_TIME), expression=micros_literal(system_time_us)))
+        if since_us is not None:
+            q = q.where(exp.GT(this=col(COMMIT_TIME), expression=micros_literal(since_us)))
+        if fg.has_upserts and since_us is None:
+            key = [col(c) for c in sort_key(fg)]
+            q = q.order_by(*key, exp.Ordered(this=col(COMMIT_ID), desc=True))
+            q = exp.select(*[col(n) for n in names]).from_(
+                _limit_one_by(q, key).subquery("latest")
+            )
+        return q
+
+    def read(self, fg: FeatureGroup, *, system_time_us: int | None = None) -> pa.Table:
+        q = self.source(fg, system_time_us=system_time_us)
+        q = exp.select(exp.Star()).from_(q.subquery("fg")).order_by(*[col(c) for c in sort_key(fg)])
+        return self.engine.query(q.sql(DIALECT))
+
+    def count(self, fg: FeatureGroup) -> int:
+        q = exp.select(exp.func("count")).from_(self.source(fg).subquery("fg"))
+        return int(self.engine.query(q.sql(DIALECT)).column(0)[0].as_py())
+
+
+def _limit_one_by(q: exp.Select, key: list[exp.Column]) -> exp.Select:
+    """``q LIMIT 1 BY key`` (ClickHouse)."""
+    q.set("limit", exp.Limit(expression=exp.Literal.number(1), expressions=key))
+    return q

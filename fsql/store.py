@@ -1,0 +1,248 @@
+"""A store: the catalog, the offline store and the engine behind one folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from fsql.catalog import Catalog, Feature, FeatureGroup
+from fsql.catalog.service import DEFAULT_PROJECT
+from fsql.connectors.engine import Engine
+from fsql.errors import InvalidParameter, UndefinedColumn
+from fsql.feature_group import FeatureGroupHandle
+from fsql.lock import StoreLock
+from fsql.offline import OfflineStore
+from fsql.tables import as_arrow
+from fsql.types import FeatureType, from_arrow, from_name
+
+CONFIG_FILE = "fsql.json"
+
+
+def _open_engine(offline: str, folder: Path) -> Engine:
+    if offline == "chdb":
+        from fsql.connectors.chdb_engine import ChdbEngine
+
+        return ChdbEngine(str(folder / "offline"))
+    if offline.startswith(("clickhouse://", "clickhouses://", "http://", "https://")):
+        from fsql.connectors.clickhouse_engine import ClickHouseEngine
+
+        return ClickHouseEngine(offline)
+    raise InvalidParameter(
+        f"unknown offline store {offline!r}",
+        hint="Use 'chdb' (embedded) or a clickhouse://host:port/database URL.",
+    )
+
+
+class Store:
+    """One feature store. Create with :func:`fsql.connect`."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        offline: str | None = None,
+        catalog: str | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
+        config = self._config(offline, catalog)
+        self.project = project
+        self._lock: StoreLock | None = None
+        if config["offline"] == "chdb":
+            self._lock = StoreLock(self.path)
+            self._lock.acquire()
+        try:
+            catalog_url = config["catalog"]
+            if catalog_url == "sqlite":
+                catalog_url = f"sqlite:///{self.path / 'catalog.sqlite'}"
+            self.catalog = Catalog(catalog_url)
+            self.catalog.ensure_project(project)
+            self.engine = _open_engine(config["offline"], self.path)
+            self.offline = OfflineStore(self.engine, self.catalog)
+            self.offline.ensure_database(project)
+            self.offline.recover()
+        except BaseException:
+            self.close()
+            raise
+        self._closed = False
+
+    def _config(self, offline: str | None, catalog: str | None) -> dict[str, str]:
+        file = self.path / CONFIG_FILE
+        config = {"offline": "chdb", "catalog": "sqlite"}
+        if file.exists():
+            config.update(json.loads(file.read_text()))
+        if offline:
+            config["offline"] = offline
+        if catalog:
+            config["catalog"] = catalog
+        if not file.exists() or offline or catalog:
+            tmp = file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(config, indent=2) + "\n")
+            tmp.replace(file)
+        return config
+
+    # lifecycle ----------------------------------------------------------
+
+    def close(self) -> None:
+        for part in ("engine", "catalog"):
+            obj = getattr(self, part, None)
+            if obj is not None:
+                obj.close()
+                setattr(self, part, None)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self._closed = True
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # feature groups -----------------------------------------------------
+
+    def create_feature_group(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        primary_key: str | Sequence[str],
+        event_time: str | None = None,
+        schema: Mapping[str, str] | pa.Schema | None = None,
+        description: str = "",
+        features: Mapping[str, str] | None = None,
+        version: int | None = None,
+        online: bool = False,
+        metadata: Mapping[str, str] | None = None,
+    ) -> FeatureGroupHandle:
+        """Create a cached feature group; ``data`` (optional) is its first commit.
+
+        The schema comes from ``schema`` (column name to SQL type name, or an
+        Arrow schema) or else from ``data``. ``features`` maps feature names to
+        descriptions.
+        """
+        keys = [primary_key] if isinstance(primary_key, str) else list(primary_key)
+        table = as_arrow(data) if data is not None else None
+        columns = _columns(schema, table)
+        _check_names(name, columns, keys, event_time, features)
+        descriptions = dict(features or {})
+        fg = self.catalog.create_feature_group(
+            project=self.project,
+            name=name,
+            version=version,
+            features=[Feature(n, t.name, descriptions.get(n, "")) for n, t in columns.items()],
+            primary_key=keys,
+            event_time=event_time,
+            description=description,
+            online=online,
+            metadata=metadata,
+        )
+        try:
+            self.offline.create(fg)
+        except BaseException:
+            self.catalog.drop_feature_group(fg)
+            raise
+        handle = FeatureGroupHandle(self, fg)
+        if table is not None and table.num_rows:
+            handle.insert(table)
+        return handle
+
+    def get_feature_group(self, name: str, version: int | str | None = None) -> FeatureGroupHandle:
+        return FeatureGroupHandle(self, self.catalog.feature_group(self.project, name, version))
+
+    def drop_feature_group(self, fg: FeatureGroup) -> None:
+        """Drop one version: its rows, then its catalog entry."""
+        if fg.kind == "cached":
+            self.offline.drop(fg)
+        self.catalog.drop_feature_group(fg)
+
+    def feature_groups(self) -> list[FeatureGroup]:
+        return self.catalog.feature_groups(self.project)
+
+    def search(self, text: str) -> pa.Table:
+        hits = self.catalog.search(text, self.project)
+        return pa.Table.from_pylist(
+            hits,
+            schema=pa.schema(
+                [
+                    ("kind", pa.string()),
+                    ("feature_group", pa.string()),
+                    ("version", pa.int32()),
+                    ("feature", pa.string()),
+                    ("type", pa.string()),
+                    ("description", pa.string()),
+                ]
+            ),
+        )
+
+    # SQL ----------------------------------------------------------------
+
+    def sql(self, text: str) -> pa.Table:
+        """Run one or more FSQL statements; return the last one's result."""
+        from fsql.execute import run
+
+        return run(self, text)
+
+
+def _columns(
+    schema: Mapping[str, str] | pa.Schema | None, table: pa.Table | None
+) -> dict[str, FeatureType]:
+    if isinstance(schema, pa.Schema):
+        return {f.name: from_arrow(f.type) for f in schema}
+    if schema is not None:
+        return {n: from_name(t) for n, t in schema.items()}
+    if table is None:
+        raise InvalidParameter(
+            "a feature group needs a schema or data to take it from",
+            hint="Pass data=..., or schema={'column': 'type', ...}.",
+        )
+    return {f.name: from_arrow(f.type) for f in table.schema}
+
+
+def _check_names(
+    name: str,
+    columns: Mapping[str, FeatureType],
+    keys: Sequence[str],
+    event_time: str | None,
+    features: Mapping[str, str] | None,
+) -> None:
+    if not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+        raise InvalidParameter(
+            f"feature group name {name!r} is not valid",
+            sqlstate="42602",
+            hint="Use letters, digits and underscores, starting with a letter.",
+        )
+    if not keys:
+        raise InvalidParameter("a feature group needs a primary key")
+    for role, cols in (("primary key", keys), ("event time", [event_time] if event_time else [])):
+        for c in cols:
+            if c not in columns:
+                raise UndefinedColumn(
+                    f'{role} column "{c}" is not a column of "{name}"',
+                    hint="Columns: " + ", ".join(columns),
+                )
+    if event_time and not columns[event_time].is_timestamp:
+        raise InvalidParameter(
+            f'event time column "{event_time}" has type {columns[event_time].name}; '
+            "it must be a timestamp, timestamptz or date",
+            sqlstate="42804",
+        )
+    for key in keys:
+        t = columns[key]
+        if t.name.endswith("[]") or t.name in ("real", "double precision", "json"):
+            raise InvalidParameter(
+                f'primary key column "{key}" has type {t.name}, which cannot be a key',
+                sqlstate="42804",
+            )
+    unknown = [f for f in (features or {}) if f not in columns]
+    if unknown:
+        raise UndefinedColumn(
+            "descriptions given for unknown features: " + ", ".join(unknown),
+            hint="Columns: " + ", ".join(columns),
+        )
