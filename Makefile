@@ -22,7 +22,7 @@ demo: install
 	$(VENV)/bin/fsql demo
 
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 check: install lint typecheck layers
 
@@ -35,7 +35,8 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 typecheck:
-	$(VENV)/bin/mypy -p fsql
+	# run outside the checkout so ./fsql (without its mapped subpackages) does not shadow the install
+	cd build && ../$(VENV)/bin/mypy --config-file ../pyproject.toml -p fsql
 
 layers:
 	$(VENV)/bin/lint-imports
