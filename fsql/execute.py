@@ -5,29 +5,33 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import sqlglot
 from sqlglot import exp
 
-from fsql.errors import SQLSyntaxError, UndefinedObject, did_you_mean
+from fsql.errors import UndefinedObject, did_you_mean
 from fsql.offline import DIALECT
+from fsql.sql.dialect import parse
+from fsql.statements import executor_for
 
 if TYPE_CHECKING:
     from fsql.store import Store
 
 
 def run(store: Store, text: str) -> pa.Table:
-    try:
-        statements = [s for s in sqlglot.parse(text, read="postgres") if s is not None]
-    except sqlglot.errors.ParseError as e:
-        err = e.errors[0] if e.errors else {}
-        raise SQLSyntaxError(str(e.errors[0]["description"] if e.errors else e), position=err.get("col")) from None
+    """Run every statement in ``text``; return the last one's result."""
     result = pa.table({})
-    for statement in statements:
-        result = run_plain(store, statement)
+    for statement in parse(text):
+        result = run_statement(store, statement)
     return result
 
 
-def run_plain(store: Store, statement: exp.Expression) -> pa.Table:
+def run_statement(store: Store, statement: exp.Expr) -> pa.Table:
+    executor = executor_for(statement)
+    if executor is not None:
+        return executor(store, statement)
+    return run_plain(store, statement)
+
+
+def run_plain(store: Store, statement: exp.Expr) -> pa.Table:
     """Plain SQL: feature groups are tables (``fg`` latest, ``fg_vN``)."""
     rewritten = bind_feature_groups(store, statement)
     return store.engine.query(rewritten.sql(DIALECT))

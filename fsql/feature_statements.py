@@ -1,0 +1,3 @@
+"""Executors of the feature-store statements."""
+
+from __future__ import annotations
