@@ -10,12 +10,20 @@ from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.parsers.postgres import PostgresParser
+from sqlglot.tokens import TokenType
 
 from fsql.errors import SQLSyntaxError
 from fsql.sql import extensions
 
 
 class FSQL(Postgres):
+    class Tokenizer(Postgres.Tokenizer):
+        # SHOW and EXPLAIN are statements of ours (SHOW FEATURE GROUPS, EXPLAIN
+        # SELECT FEATURES); the base tokenizer would swallow what follows them
+        # into one opaque string.
+        COMMANDS = Postgres.Tokenizer.COMMANDS - {TokenType.SHOW}
+        KEYWORDS = {**Postgres.Tokenizer.KEYWORDS, "EXPLAIN": TokenType.VAR}
+
     class Parser(PostgresParser):
         def _parse_statement(self) -> exp.Expr | None:
             if not self._curr:
@@ -37,7 +45,7 @@ def parse(text: str) -> list[exp.Expr]:
     """Parse FSQL text into statement nodes; syntax errors carry SQLSTATE
     42601, the offending token and its position."""
     try:
-        statements = FSQL().parse(text, sql=text)
+        statements = FSQL().parse(text)
     except ParseError as e:
         err = e.errors[0] if e.errors else {}
         line, col = err.get("line") or 1, err.get("col") or 1
