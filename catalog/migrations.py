@@ -30,7 +30,14 @@ def _core_tables(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[tuple[int, str, Step], ...] = ((1, "core tables", _core_tables),)
+def _connectors(conn: Connection) -> None:
+    models.metadata.create_all(conn, tables=[models.connectors])
+
+
+MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
+    (1, "core tables", _core_tables),
+    (2, "connectors", _connectors),
+)
 
 
 def applied_versions(engine: Engine) -> set[int]:

@@ -107,3 +107,19 @@ commits = Table(
     Column("state", String(20), nullable=False),
     Column("row_count", BigInteger, nullable=False, default=0),
 )
+
+# Named external sources (migration 2). ``options`` holds only what is safe to
+# show: secrets are references (``password_env``, ``password_file``), never
+# values.
+connectors = Table(
+    "connectors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at_us", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
