@@ -1,0 +1,158 @@
+"""Ingest benchmark: one commit of a generated Arrow table into a cached
+feature group, against a plain chDB ``INSERT INTO t SELECT * FROM Python(tbl)``
+into an equivalent MergeTree table, measured in the same run.
+
+Each measurement runs in its own process (chDB serves one folder per
+process, and so each gets its own peak RSS); fsql and plain runs alternate
+and the JSON reports medians.
+
+    python benchmarks/ingest.py [--rows 5000000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pyarrow as pa
+
+TARGET_ROWS_PER_S = 1_000_000
+TARGET_RATIO = 1.5
+
+
+def make_table(rows: int, *, offset: int = 0, seed: int = 1) -> pa.Table:
+    """6 columns: key, event time, two doubles, an int and a short string.
+    (customer_id, event_ts) is unique; ``offset`` shifts the event times so
+    two tables never overlap."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(rows, dtype=np.int64)
+    base = np.datetime64("2024-01-01T00:00:00", "us") + np.timedelta64(offset, "s")
+    countries = pa.array(["US", "GB", "DE", "FR", "CA", "BR", "IN", "JP"])
+    return pa.table(
+        {
+            "customer_id": i % 100_000,
+            "event_ts": pa.array(base + (i * 1_000_000).astype("timedelta64[us]")),
+            "amount": rng.lognormal(3.0, 1.0, rows),
+            "amount_sum_7d": rng.lognormal(6.0, 1.0, rows),
+            "tx_count_7d": rng.integers(0, 200, rows, dtype=np.int32),
+            "country": countries.take(pa.array(rng.integers(0, len(countries), rows))),
+        }
+    )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def worker(kind: str, rows: int, folder: str) -> dict[str, float]:
+    from sqlglot import exp
+
+    import fsql
+    from fsql.offline import DIALECT, table_ref
+
+    table = make_table(rows)
+    second = make_table(rows, offset=rows, seed=2)
+    out: dict[str, float] = {}
+    with fsql.connect(folder) as store:
+        fg = store.create_feature_group(
+            "bench",
+            schema=table.schema,
+            primary_key="customer_id",
+            event_time="event_ts",
+        )
+        if kind == "fsql":
+            t0 = time.perf_counter()
+            fg.insert(table)
+            out["seconds"] = time.perf_counter() - t0
+            # a second commit into the now non-empty group (runs the overlap check)
+            t0 = time.perf_counter()
+            fg.insert(second)
+            out["append_seconds"] = time.perf_counter() - t0
+            assert fg.record is not None
+            count = store.offline.count(fg.record)
+            assert count == 2 * rows, count
+        else:
+            # the same MergeTree layout, minus the hidden commit columns
+            target = table_ref(fg.record)
+            plain = exp.Table(this=exp.to_identifier("plain", quoted=True), db=target.args["db"])
+            store.engine.execute(f"CREATE TABLE {plain.sql(DIALECT)} AS {target.sql(DIALECT)}")
+            store.engine.execute(
+                f"ALTER TABLE {plain.sql(DIALECT)} DROP COLUMN _commit_id, DROP COLUMN _commit_time"
+            )
+            t0 = time.perf_counter()
+            store.engine.insert(plain, table)
+            out["seconds"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            store.engine.insert(plain, second)
+            out["append_seconds"] = time.perf_counter() - t0
+            n = store.engine.query(f"SELECT count() FROM {plain.sql(DIALECT)}").column(0)[0]
+            assert n.as_py() == 2 * rows, n
+            store.engine.execute(f"DROP TABLE {plain.sql(DIALECT)}")
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def run_worker(kind: str, rows: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="fsql-bench-") as folder:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", kind, "--rows", str(rows), "--folder", folder],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--worker", choices=("fsql", "plain"))
+    parser.add_argument("--folder")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.rows, args.folder)))
+        return
+    runs: dict[str, list[dict[str, float]]] = {"fsql": [], "plain": []}
+    for _ in range(args.runs):
+        for kind in ("plain", "fsql"):
+            runs[kind].append(run_worker(kind, args.rows))
+
+    def med(kind: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[kind])
+
+    fsql_s, plain_s = med("fsql", "seconds"), med("plain", "seconds")
+    fsql_append, plain_append = med("fsql", "append_seconds"), med("plain", "append_seconds")
+    result = {
+        "benchmark": "ingest",
+        "rows": args.rows,
+        "columns": 6,
+        "runs": args.runs,
+        "fsql_rows_per_s": round(args.rows / fsql_s),
+        "chdb_rows_per_s": round(args.rows / plain_s),
+        "ratio_fsql_time_to_chdb": round(fsql_s / plain_s, 3),
+        "fsql_append_rows_per_s": round(args.rows / fsql_append),
+        "chdb_append_rows_per_s": round(args.rows / plain_append),
+        "append_ratio": round(fsql_append / plain_append, 3),
+        "fsql_seconds": [round(r["seconds"], 3) for r in runs["fsql"]],
+        "chdb_seconds": [round(r["seconds"], 3) for r in runs["plain"]],
+        "fsql_peak_rss_mb": round(med("fsql", "peak_rss_mb"), 1),
+        "chdb_peak_rss_mb": round(med("plain", "peak_rss_mb"), 1),
+        "targets": {"rows_per_s": TARGET_ROWS_PER_S, "ratio": TARGET_RATIO},
+    }
+    result["meets_targets"] = (
+        result["fsql_rows_per_s"] >= TARGET_ROWS_PER_S
+        and result["ratio_fsql_time_to_chdb"] <= TARGET_RATIO
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
