@@ -34,9 +34,14 @@ def _connectors(conn: Connection) -> None:
     models.metadata.create_all(conn, tables=[models.connectors])
 
 
+def _online_state(conn: Connection) -> None:
+    models.metadata.create_all(conn, tables=[models.online_state])
+
+
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "core tables", _core_tables),
     (2, "connectors", _connectors),
+    (5, "online store state", _online_state),
 )
 
 

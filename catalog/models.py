@@ -123,3 +123,22 @@ connectors = Table(
     Column("created_at_us", BigInteger, nullable=False),
     UniqueConstraint("project_id", "name"),
 )
+
+# Online store state per feature-group version (migration 5): whether its
+# online rows are known to match the offline latest-per-key ('ok') or missed a
+# commit ('stale': an online write failed, or commits landed while the group
+# was not online), and the last commit applied online.
+online_state = Table(
+    "online_state",
+    metadata,
+    Column(
+        "feature_group_id",
+        Integer,
+        ForeignKey("feature_groups.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("status", String(20), nullable=False),
+    Column("last_commit_id", BigInteger, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
