@@ -57,7 +57,9 @@ class Catalog:
 
     def projects(self) -> list[str]:
         with self.engine.connect() as conn:
-            return list(conn.execute(select(m.projects.c.name).order_by(m.projects.c.name)).scalars())
+            return list(
+                conn.execute(select(m.projects.c.name).order_by(m.projects.c.name)).scalars()
+            )
 
     def _project_id(self, conn, project: str) -> int:  # type: ignore[no-untyped-def]
         pid = conn.execute(select(m.projects.c.id).where(m.projects.c.name == project)).scalar()
@@ -142,7 +144,10 @@ class Catalog:
             if metadata:
                 conn.execute(
                     m.fg_metadata.insert(),
-                    [{"feature_group_id": fg_id, "key": k, "value": v} for k, v in metadata.items()],
+                    [
+                        {"feature_group_id": fg_id, "key": k, "value": v}
+                        for k, v in metadata.items()
+                    ],
                 )
         return self.feature_group(project, name, version)
 
@@ -159,7 +164,9 @@ class Catalog:
         ):
             feats[f.feature_group_id].append(Feature(f.name, f.type, f.description))
         meta: dict[int, dict[str, str]] = {i: {} for i in ids}
-        for r in conn.execute(select(m.fg_metadata).where(m.fg_metadata.c.feature_group_id.in_(ids))):
+        for r in conn.execute(
+            select(m.fg_metadata).where(m.fg_metadata.c.feature_group_id.in_(ids))
+        ):
             meta[r.feature_group_id][r.key] = r.value
         projects = {r[0]: r[1] for r in conn.execute(select(m.projects.c.id, m.projects.c.name))}
         return [
@@ -233,6 +240,14 @@ class Catalog:
         with self.engine.begin() as conn:
             conn.execute(
                 update(m.feature_groups).where(m.feature_groups.c.id == fg.id).values(online=online)
+            )
+
+    def set_description(self, fg: FeatureGroup, description: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(m.feature_groups)
+                .where(m.feature_groups.c.id == fg.id)
+                .values(description=description)
             )
 
     def mark_upserts(self, fg_id: int) -> None:
@@ -352,11 +367,15 @@ class Catalog:
                     .where(m.feature_groups.c.id == commit.feature_group_id)
                     .values(has_upserts=True)
                 )
-        return Commit(commit.id, commit.feature_group_id, commit.commit_time_us, "committed", row_count)
+        return Commit(
+            commit.id, commit.feature_group_id, commit.commit_time_us, "committed", row_count
+        )
 
     def abort_commit(self, commit: Commit) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(m.commits).where(m.commits.c.id == commit.id).values(state="aborted"))
+            conn.execute(
+                update(m.commits).where(m.commits.c.id == commit.id).values(state="aborted")
+            )
 
     def commits(self, fg: FeatureGroup | None = None, state: str | None = None) -> list[Commit]:
         with self.engine.connect() as conn:
@@ -386,4 +405,3 @@ class Catalog:
         for fg in self.feature_groups(project):
             latest[fg.name] = fg
         return [fg for fg in latest.values() if fg.feature(name) is not None]
-

@@ -9,8 +9,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fsql.connectors.engine import input_ref
-
 from fsql.errors import EngineError, StoreInUse
+from fsql.sql.engine_dialect import DIALECT
 
 _OPEN_PATH: str | None = None
 _OPEN_LOCK = threading.Lock()
@@ -27,7 +27,7 @@ class ChdbEngine:
         from chdb import session
 
         with _OPEN_LOCK:
-            if _OPEN_PATH is not None and _OPEN_PATH != path:
+            if _OPEN_PATH is not None and path != _OPEN_PATH:
                 raise StoreInUse(
                     f"this process already has the embedded store at {_OPEN_PATH!r} open",
                     hint="Close that store first (store.close()); chDB serves one folder "
@@ -91,7 +91,7 @@ class ChdbEngine:
 
     def insert(self, target: exp.Table, data: pa.Table) -> None:
         """Append ``data`` (columns in table order) to ``target``."""
-        sql = exp.insert(exp.select(exp.Star()).from_(input_ref(0)), target).sql("clickhouse")
+        sql = exp.insert(exp.select(exp.Star()).from_(input_ref(0)), target).sql(DIALECT)
         self.execute(sql, [data])
 
     def close(self) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlglot import exp
 
-from fsql.errors import UndefinedObject, did_you_mean
+from fsql.catalog import FeatureGroup
+from fsql.errors import FeatureNotSupported, UndefinedObject, did_you_mean
 from fsql.offline import DIALECT
+from fsql.params import bind
 from fsql.sql.dialect import parse
 from fsql.statements import executor_for
 
@@ -16,10 +19,13 @@ if TYPE_CHECKING:
     from fsql.store import Store
 
 
-def run(store: Store, text: str) -> pa.Table:
-    """Run every statement in ``text``; return the last one's result."""
+def run(store: Store, text: str, params: Sequence[Any] | None = None) -> pa.Table:
+    """Run every statement in ``text``; return the last one's result.
+    ``params`` bind ``$1, $2, ...``."""
     result = pa.table({})
     for statement in parse(text):
+        if params:
+            statement = bind(statement, params)
         result = run_statement(store, statement)
     return result
 
@@ -54,5 +60,30 @@ def bind_feature_groups(store: Store, statement: exp.Expression) -> exp.Expressi
                 hint=did_you_mean(table.name, sorted(names | set(by_version))),
             )
         alias = table.alias or table.name
-        table.replace(store.offline.source(fg).subquery(exp.to_identifier(alias, quoted=True)))
+        table.replace(
+            _versioned_source(store, fg, table).subquery(exp.to_identifier(alias, quoted=True))
+        )
     return statement
+
+
+def _versioned_source(store: Store, fg: FeatureGroup, table: exp.Table) -> exp.Expression:
+    """``fg FOR SYSTEM_TIME AS OF t`` is the state at t; ``BETWEEN t1 AND t2``
+    the rows committed in (t1, t2], with their commit id and time."""
+    from fsql.plan import evaluate_time
+
+    version = table.args.get("version")
+    if version is None:
+        return store.offline.source(fg)
+    kind = str(version.args.get("kind") or "").upper()
+    if kind == "AS OF":
+        return store.offline.source(fg, system_time_us=evaluate_time(store, version.expression))
+    if kind in ("BETWEEN", "FROM"):
+        bounds = version.expression
+        low, high = bounds.expressions if isinstance(bounds, exp.Tuple) else (bounds, None)
+        return store.offline.source(
+            fg,
+            since_us=evaluate_time(store, low),
+            system_time_us=evaluate_time(store, high) if high is not None else None,
+            hidden=True,
+        )
+    raise FeatureNotSupported(f"FOR SYSTEM_TIME {kind} is not supported")

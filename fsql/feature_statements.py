@@ -1,3 +1,404 @@
 """Executors of the feature-store statements."""
 
 from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from fsql.catalog import FeatureGroup
+from fsql.errors import (
+    FeatureNotSupported,
+    InvalidParameter,
+    UndefinedColumn,
+    UndefinedObject,
+)
+from fsql.offline import DIALECT, col, ident
+from fsql.plan import execute_plan, plan_features
+from fsql.sql import nodes
+from fsql.statements import executes
+from fsql.types import clickhouse_type, from_name
+
+if TYPE_CHECKING:
+    from fsql.store import Store
+
+
+def _text(node: exp.Expression | None) -> str | None:
+    return None if node is None else str(node.this if isinstance(node, exp.Literal) else node.name)
+
+
+def _version(node: exp.Expression) -> int | None:
+    v = node.args.get("version")
+    return int(v.this) if v is not None else None
+
+
+def _status(message: str) -> pa.Table:
+    """DDL returns one row saying what it did (psql shows it as a command tag)."""
+    return pa.table({"status": [message]})
+
+
+@executes(nodes.SelectFeatures)
+def select_features(store: Store, node: exp.Expr) -> pa.Table:
+    assert isinstance(node, nodes.SelectFeatures)
+    return execute_plan(store, plan_features(store, node))
+
+
+@executes(nodes.CreateFeatureGroup)
+def create_feature_group(store: Store, node: exp.Expr) -> pa.Table:
+    from fsql.execute import bind_feature_groups
+
+    name = node.name
+    version = _version(node)
+    if node.args.get("exists"):
+        existing = [fg for fg in store.feature_groups() if fg.name == name]
+        if existing and (version is None or any(fg.version == version for fg in existing)):
+            return _status(f"feature group {name} already exists, skipped")
+    keys = [k.name for k in node.args["primary_key"]]
+    event_time = node.args["event_time"].name if node.args.get("event_time") else None
+    description = _text(node.args.get("description")) or ""
+    metadata = {
+        str(pair.expressions[0].this): str(pair.expressions[1].this)
+        for pair in node.args.get("metadata") or []
+    }
+    data = None
+    schema: dict[str, str] | None = None
+    descriptions: dict[str, str] = {}
+    if node.args.get("columns"):
+        schema = {}
+        for column in node.args["columns"]:
+            kind = column.args.get("kind")
+            if kind is None:
+                raise InvalidParameter(f'column "{column.name}" needs a type', sqlstate="42601")
+            schema[column.name] = from_name(kind.sql(dialect="postgres")).name
+            for constraint in column.args.get("constraints") or []:
+                if isinstance(constraint.kind, exp.CommentColumnConstraint):
+                    descriptions[column.name] = str(constraint.kind.this.this)
+    if node.args.get("query") is not None:
+        query = bind_feature_groups(store, node.args["query"])
+        data = store.engine.query(query.sql(DIALECT))
+    fg = store.create_feature_group(
+        name,
+        data,
+        primary_key=keys,
+        event_time=event_time,
+        schema=schema,
+        description=description,
+        features=descriptions or None,
+        version=version,
+        online=bool(node.args.get("online")),
+        metadata=metadata or None,
+    )
+    rows = f" with {data.num_rows} rows" if data is not None else ""
+    return _status(f"created feature group {fg.name} version {fg.version}{rows}")
+
+
+@executes(exp.Insert)
+def insert(store: Store, node: exp.Expr) -> pa.Table:
+    """INSERT INTO fg [(cols)] VALUES ... | SELECT ...: one commit."""
+    from fsql.execute import bind_feature_groups, run_plain
+
+    target = node.this
+    columns: list[str] | None = None
+    if isinstance(target, exp.Schema):
+        columns = [c.name for c in target.expressions]
+        target = target.this
+    if not isinstance(target, exp.Table):
+        raise FeatureNotSupported("INSERT needs a feature group name")
+    names = {fg.name for fg in store.feature_groups()} | {
+        fg.qualified_name for fg in store.feature_groups()
+    }
+    if target.name not in names:
+        return run_plain(store, node)
+    handle = _handle(store, target.name)
+    fg = handle.record
+    columns = columns or fg.feature_names
+    unknown = [c for c in columns if fg.feature(c) is None]
+    if unknown:
+        raise UndefinedColumn(
+            f'column(s) {", ".join(unknown)} of relation "{fg.name}" do not exist',
+            hint="Columns: " + ", ".join(fg.feature_names),
+        )
+    source = node.expression
+    if isinstance(source, exp.Values):
+        select = _values_select(fg, columns, source)
+    else:
+        bound = bind_feature_groups(store, source)
+        select = exp.select(
+            *[
+                exp.alias_(exp.cast(col(src), _ch_type(fg, c)), ident(c))
+                for src, c in zip(_output_names(store, bound), columns, strict=False)
+            ]
+        ).from_(bound.subquery("src"))
+        produced = _output_names(store, bound)
+        if len(produced) != len(columns):
+            raise InvalidParameter(
+                f"INSERT has {len(produced)} expressions but {len(columns)} target columns",
+                sqlstate="42601",
+            )
+    data = store.engine.query(select.sql(DIALECT))
+    missing = [c for c in fg.feature_names if c not in columns]
+    for c in missing:
+        ftype = fg.feature(c).ftype  # type: ignore[union-attr]
+        data = data.append_column(c, pa.nulls(data.num_rows, ftype.arrow))
+    commit = handle.insert(data)
+    return _status(f"INSERT 0 {commit.row_count}")
+
+
+def _ch_type(fg: FeatureGroup, name: str) -> exp.DataType:
+    return clickhouse_type(fg.feature(name).ftype, nullable=True)  # type: ignore[union-attr]
+
+
+def _output_names(store: Store, query: exp.Expression) -> list[str]:
+    probe = exp.select(exp.Star()).from_(query.copy().subquery("probe")).limit(0)
+    return store.engine.query(probe.sql(DIALECT)).column_names
+
+
+def _values_select(fg: FeatureGroup, columns: list[str], values: exp.Values) -> exp.Expression:
+    selects = []
+    for row in values.expressions:
+        items = row.expressions if isinstance(row, exp.Tuple) else [row]
+        if len(items) != len(columns):
+            raise InvalidParameter(
+                f"VALUES row has {len(items)} values but {len(columns)} target columns",
+                sqlstate="42601",
+            )
+        selects.append(
+            exp.select(
+                *[
+                    exp.alias_(exp.cast(v.copy(), _ch_type(fg, c)), ident(c))
+                    for v, c in zip(items, columns, strict=True)
+                ]
+            )
+        )
+    union: exp.Expression = selects[0]
+    for s in selects[1:]:
+        union = exp.union(union, s, distinct=False)
+    return exp.select(*[col(c) for c in columns]).from_(
+        exp.Subquery(this=union, alias=exp.TableAlias(this=ident("v")))
+    )
+
+
+def _handle(store: Store, name: str, version: int | None = None) -> Any:
+    for fg in store.feature_groups():
+        if fg.qualified_name == name and version is None:
+            return store.get_feature_group(fg.name, fg.version)
+    return store.get_feature_group(name, version)
+
+
+@executes(nodes.DropFeatureGroup)
+def drop_feature_group(store: Store, node: exp.Expr) -> pa.Table:
+    version = _version(node)
+    try:
+        handle = _handle(store, node.name, version)
+    except UndefinedObject:
+        if node.args.get("exists"):
+            return _status(f"feature group {node.name} does not exist, skipped")
+        raise
+    if version is None and handle.record.qualified_name != node.name:
+        # DROP FEATURE GROUP name drops every version
+        for fg in [fg for fg in store.feature_groups() if fg.name == node.name]:
+            store.drop_feature_group(fg)
+        return _status(f"dropped feature group {node.name}")
+    store.drop_feature_group(handle.record)
+    return _status(f"dropped feature group {handle.name} version {handle.version}")
+
+
+_FG_SCHEMA = pa.schema(
+    [
+        ("name", pa.string()),
+        ("version", pa.int32()),
+        ("kind", pa.string()),
+        ("primary_key", pa.string()),
+        ("event_time", pa.string()),
+        ("online", pa.bool_()),
+        ("features", pa.int32()),
+        ("description", pa.string()),
+    ]
+)
+
+
+def _like(pattern: exp.Expression | None) -> Any:
+    import re
+
+    if pattern is None:
+        return lambda _s: True
+    text = str(pattern.this)
+    rx = re.compile(
+        "^"
+        + "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in text)
+        + "$",
+        re.IGNORECASE,
+    )
+    return lambda s: bool(rx.match(s))
+
+
+@executes(nodes.ShowFeatureGroups)
+def show_feature_groups(store: Store, node: exp.Expr) -> pa.Table:
+    match = _like(node.args.get("like"))
+    rows = [
+        {
+            "name": fg.name,
+            "version": fg.version,
+            "kind": fg.kind,
+            "primary_key": ", ".join(fg.primary_key),
+            "event_time": fg.event_time,
+            "online": fg.online,
+            "features": len(fg.features),
+            "description": fg.description,
+        }
+        for fg in store.feature_groups()
+        if match(fg.name)
+    ]
+    return pa.Table.from_pylist(rows, schema=_FG_SCHEMA)
+
+
+_FEATURE_SCHEMA = pa.schema(
+    [
+        ("feature_group", pa.string()),
+        ("version", pa.int32()),
+        ("feature", pa.string()),
+        ("type", pa.string()),
+        ("role", pa.string()),
+        ("description", pa.string()),
+    ]
+)
+
+
+def _role(fg: FeatureGroup, name: str) -> str:
+    if name in fg.primary_key:
+        return "primary key"
+    if name == fg.event_time:
+        return "event time"
+    return "feature"
+
+
+@executes(nodes.ShowFeatures)
+def show_features(store: Store, node: exp.Expr) -> pa.Table:
+    match = _like(node.args.get("like"))
+    if node.args.get("this") is not None:
+        groups = [_handle(store, node.name).record]
+    else:
+        latest: dict[str, FeatureGroup] = {}
+        for fg in store.feature_groups():
+            latest[fg.name] = fg
+        groups = list(latest.values())
+    rows = [
+        {
+            "feature_group": fg.name,
+            "version": fg.version,
+            "feature": f.name,
+            "type": f.type,
+            "role": _role(fg, f.name),
+            "description": f.description,
+        }
+        for fg in groups
+        for f in fg.features
+        if match(f.name)
+    ]
+    return pa.Table.from_pylist(rows, schema=_FEATURE_SCHEMA)
+
+
+@executes(nodes.DescribeFeatureGroup)
+def describe_feature_group(store: Store, node: exp.Expr) -> pa.Table:
+    handle = _handle(store, node.name, _version(node))
+    fg = handle.record
+    info = handle.describe()
+    rows = [
+        {
+            "feature_group": fg.name,
+            "version": fg.version,
+            "feature": f.name,
+            "type": f.type,
+            "role": _role(fg, f.name),
+            "description": f.description,
+        }
+        for f in fg.features
+    ]
+    table = pa.Table.from_pylist(rows, schema=_FEATURE_SCHEMA)
+    meta = {
+        "description": fg.description,
+        "kind": fg.kind,
+        "online": str(fg.online).lower(),
+        "commits": str(info["commits"]),
+        "metadata": json.dumps(fg.metadata, sort_keys=True),
+    }
+    return table.replace_schema_metadata({k.encode(): v.encode() for k, v in meta.items()})
+
+
+@executes(nodes.SearchFeatures)
+def search_features(store: Store, node: exp.Expr) -> pa.Table:
+    return store.search(str(node.this.this))
+
+
+@executes(nodes.AlterFeatureGroup)
+def alter_feature_group(store: Store, node: exp.Expr) -> pa.Table:
+    handle = _handle(store, node.name, _version(node))
+    action = node.args["action"]
+    values = node.args.get("values") or []
+    if action == "set_metadata":
+        handle.add_metadata(
+            {str(p.expressions[0].this): str(p.expressions[1].this) for p in values}
+        )
+        return _status(f"ALTER FEATURE GROUP {handle.name}: metadata set")
+    if action == "unset_metadata":
+        missing = handle.remove_metadata([str(v.this) for v in values])
+        note = f" (not present: {', '.join(missing)})" if missing else ""
+        return _status(f"ALTER FEATURE GROUP {handle.name}: metadata removed{note}")
+    if action == "set_description":
+        store.catalog.set_description(handle.record, str(values[0].this))
+        return _status(f"ALTER FEATURE GROUP {handle.name}: description set")
+    if action in ("set_online", "set_offline"):
+        setter = getattr(store, "set_online", None)
+        if setter is None:
+            raise FeatureNotSupported("this store has no online store")
+        setter(handle.record, action == "set_online")
+        return _status(f"ALTER FEATURE GROUP {handle.name}: {action[4:]}")
+    raise FeatureNotSupported(f"ALTER FEATURE GROUP {action}")
+
+
+@executes(nodes.ExplainStatement)
+def explain(store: Store, node: exp.Expr) -> pa.Table:
+    """The engine SQL a statement runs, one line per row."""
+    from fsql.execute import bind_feature_groups
+
+    inner = node.this
+    if isinstance(inner, nodes.SelectFeatures):
+        plan = plan_features(store, inner)
+        lines = [f"-- feature groups: {', '.join(g.qualified_name for g in plan.groups)}"]
+        if plan.lookup_keys is not None:
+            lines.append(f"-- key lookup: {plan.lookup_keys.num_rows} key(s)")
+        lines.append(plan.to_sql().sql(DIALECT, pretty=True))
+    elif isinstance(inner, exp.Query):
+        lines = [bind_feature_groups(store, inner).sql(DIALECT, pretty=True)]
+    else:
+        lines = [f"-- {type(inner).__name__} runs in the catalog, no engine SQL"]
+    text = "\n".join(lines)
+    return pa.table({"QUERY PLAN": text.split("\n")})
+
+
+@executes(exp.Command)
+def command(store: Store, node: exp.Expr) -> pa.Table:
+    """SHOW <setting> and the like, answered with PostgreSQL's defaults."""
+    if str(node.this).upper() == "SHOW":
+        name = str(node.expression.this).strip().lower()
+        value = _SETTINGS.get(name)
+        if value is None:
+            raise UndefinedObject(
+                f'unrecognized configuration parameter "{name}"', sqlstate="42704"
+            )
+        return pa.table({name.replace(" ", "_"): [value]})
+    raise FeatureNotSupported(f"{node.this} is not supported", sqlstate="0A000")
+
+
+_SETTINGS = {
+    "server_version": "16.0 (fsql)",
+    "search_path": '"$user", public',
+    "transaction isolation level": "read committed",
+    "standard_conforming_strings": "on",
+    "client_encoding": "UTF8",
+    "datestyle": "ISO, MDY",
+    "timezone": "UTC",
+    "max_identifier_length": "63",
+}

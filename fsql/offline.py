@@ -19,15 +19,16 @@ from sqlglot import exp
 
 from fsql.catalog import Catalog, Commit, FeatureGroup
 from fsql.conform import conform
-from fsql.connectors.engine import Engine
+from fsql.connectors.engine import Engine, input_ref
 from fsql.errors import UniqueViolation
+from fsql.sql.engine_dialect import FsqlClickHouse
 from fsql.types import clickhouse_type
 
 COMMIT_ID = "_commit_id"
 COMMIT_TIME = "_commit_time"
 HIDDEN = (COMMIT_ID, COMMIT_TIME)
 STAGING_PREFIX = "_staging_"
-DIALECT = "clickhouse"
+DIALECT = FsqlClickHouse
 
 
 def ident(name: str) -> exp.Identifier:
@@ -51,9 +52,7 @@ def table_ref(fg: FeatureGroup, *, staging_commit: int | None = None) -> exp.Tab
 
 def micros_literal(us: int) -> exp.Expression:
     """A UTC DateTime64(6) value from integer microseconds."""
-    return exp.func(
-        "fromUnixTimestamp64Micro", exp.Literal.number(us), exp.Literal.string("UTC")
-    )
+    return exp.func("fromUnixTimestamp64Micro", exp.Literal.number(us), exp.Literal.string("UTC"))
 
 
 def sort_key(fg: FeatureGroup) -> list[str]:
@@ -74,17 +73,42 @@ class OfflineStore:
             )
         )
 
-    def _create_sql(self, fg: FeatureGroup, target: exp.Table) -> str:
+    def _create_sql(self, fg: FeatureGroup, target: exp.Table, commit: Commit | None = None) -> str:
+        """``CREATE TABLE``; with ``commit`` (a staging table) the hidden columns
+        default to that commit's id and time, so inserts need not carry them
+        (ATTACH PARTITION ignores defaults: the structures still match)."""
         not_null = set(sort_key(fg))
         columns = [
-            exp.ColumnDef(this=ident(f.name), kind=clickhouse_type(f.ftype, nullable=f.name not in not_null))
+            exp.ColumnDef(
+                this=ident(f.name), kind=clickhouse_type(f.ftype, nullable=f.name not in not_null)
+            )
             for f in fg.features
         ]
-        columns.append(exp.ColumnDef(this=ident(COMMIT_ID), kind=exp.DataType.build("UInt64", dialect=DIALECT)))
+        id_default: list[exp.Expression] = []
+        time_default: list[exp.Expression] = []
+        if commit is not None:
+            id_default = [
+                exp.ColumnConstraint(
+                    kind=exp.DefaultColumnConstraint(this=exp.Literal.number(commit.id))
+                )
+            ]
+            time_default = [
+                exp.ColumnConstraint(
+                    kind=exp.DefaultColumnConstraint(this=micros_literal(commit.commit_time_us))
+                )
+            ]
+        columns.append(
+            exp.ColumnDef(
+                this=ident(COMMIT_ID),
+                kind=exp.DataType.build("UInt64", dialect=DIALECT),
+                constraints=id_default,
+            )
+        )
         columns.append(
             exp.ColumnDef(
                 this=ident(COMMIT_TIME),
                 kind=exp.DataType.build("DateTime64(6, 'UTC')", dialect=DIALECT),
+                constraints=time_default,
             )
         )
         order = exp.Tuple(expressions=[col(c) for c in sort_key(fg)])
@@ -110,25 +134,23 @@ class OfflineStore:
 
     # commits ------------------------------------------------------------
 
-    def insert(self, fg: FeatureGroup, data: pa.Table, *, fail_after_staging: bool = False) -> Commit:
+    def insert(
+        self, fg: FeatureGroup, data: pa.Table, *, fail_after_staging: bool = False
+    ) -> Commit:
         """Write ``data`` as one commit. ``fail_after_staging`` injects a failure
         between writing and attaching (for tests of atomicity)."""
         rows = conform(fg, data)
         commit = self.catalog.begin_commit(fg)
         staging = table_ref(fg, staging_commit=commit.id)
         try:
-            self.engine.execute(self._create_sql(fg, staging))
-            n = rows.num_rows
-            stamped = rows.append_column(
-                COMMIT_ID, pa.array(np.full(n, commit.id, dtype=np.uint64))
-            ).append_column(
-                COMMIT_TIME,
-                pa.array(np.full(n, commit.commit_time_us, dtype="datetime64[us]")).cast(
-                    pa.timestamp("us", tz="UTC")
-                ),
+            self.engine.execute(self._create_sql(fg, staging, commit))
+            columns = exp.Schema(this=staging, expressions=[ident(n) for n in rows.column_names])
+            self.engine.execute(
+                exp.insert(exp.select(exp.Star()).from_(input_ref(0)), columns).sql(DIALECT),
+                [rows],
             )
-            self.engine.insert(staging, stamped)
-            self._check_unique_in_commit(fg, staging)
+            if _may_have_duplicates(rows, sort_key(fg)):
+                self._check_unique_in_commit(fg, staging)
             upserts = self._overlaps_existing(fg, staging)
             if fail_after_staging:
                 raise RuntimeError("injected failure after staging")
@@ -173,17 +195,25 @@ class OfflineStore:
         if not self.catalog.commits(fg, state="committed"):
             return False
         key = sort_key(fg)
-        key_tuple = exp.Tuple(expressions=[col(c) for c in key])
-        q = (
-            exp.select(exp.Literal.number(1))
-            .from_(table_ref(fg))
-            .where(
-                exp.In(
-                    this=key_tuple,
-                    query=exp.select(*[col(c) for c in key]).from_(staging).subquery(),
-                )
+        # First only the key ranges of the commit (scalar subqueries: constants
+        # for the primary-key index); an append of new event times stops here.
+        in_range = [
+            exp.Between(
+                this=col(c),
+                low=exp.select(exp.func("min", col(c))).from_(staging).subquery(),
+                high=exp.select(exp.func("max", col(c))).from_(staging).subquery(),
             )
-            .limit(1)
+            for c in key
+        ]
+        q = exp.select(exp.Literal.number(1)).from_(table_ref(fg)).where(*in_range).limit(1)
+        if not self.engine.query(q.sql(DIALECT)).num_rows:
+            return False
+        key_tuple = exp.Tuple(expressions=[col(c) for c in key])
+        q = q.where(
+            exp.In(
+                this=key_tuple,
+                query=exp.select(*[col(c) for c in key]).from_(staging).subquery(),
+            )
         )
         return self.engine.query(q.sql(DIALECT)).num_rows > 0
 
@@ -196,7 +226,9 @@ class OfflineStore:
                 self._drop_quietly(table_ref(fg, staging_commit=commit.id))
                 delete = exp.Delete(
                     this=table_ref(fg),
-                    where=exp.Where(this=exp.EQ(this=col(COMMIT_ID), expression=exp.Literal.number(commit.id))),
+                    where=exp.Where(
+                        this=exp.EQ(this=col(COMMIT_ID), expression=exp.Literal.number(commit.id))
+                    ),
                 )
                 self.engine.execute(delete.sql(DIALECT))
             self.catalog.abort_commit(commit)
@@ -206,7 +238,9 @@ class OfflineStore:
             "SELECT database, name FROM system.tables WHERE startsWith(database, 'fsql_') "
             f"AND startsWith(name, '{STAGING_PREFIX}')"
         )
-        for db, name in zip(found.column("database").to_pylist(), found.column("name").to_pylist(), strict=True):
+        for db, name in zip(
+            found.column("database").to_pylist(), found.column("name").to_pylist(), strict=True
+        ):
             self._drop_quietly(exp.Table(this=ident(name), db=ident(db)))
         return rolled_back
 
@@ -232,9 +266,7 @@ class OfflineStore:
         if fg.has_upserts and since_us is None:
             key = [col(c) for c in sort_key(fg)]
             q = q.order_by(*key, exp.Ordered(this=col(COMMIT_ID), desc=True))
-            q = exp.select(*[col(n) for n in names]).from_(
-                _limit_one_by(q, key).subquery("latest")
-            )
+            q = exp.select(*[col(n) for n in names]).from_(_limit_one_by(q, key).subquery("latest"))
         return q
 
     def read(self, fg: FeatureGroup, *, system_time_us: int | None = None) -> pa.Table:
@@ -245,6 +277,35 @@ class OfflineStore:
     def count(self, fg: FeatureGroup) -> int:
         q = exp.select(exp.func("count")).from_(self.source(fg).subquery("fg"))
         return int(self.engine.query(q.sql(DIALECT)).column(0)[0].as_py())
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _may_have_duplicates(rows: pa.Table, key: list[str]) -> bool:
+    """False when the (primary key, event time) values of ``rows`` are surely
+    distinct: a 64-bit hash of each key is sorted and neighbours compared
+    (far cheaper than a GROUP BY). True means "run the exact check"."""
+    if rows.num_rows < 2:
+        return False
+    h = np.zeros(rows.num_rows, dtype=np.uint64)
+    try:
+        for name in key:
+            column = rows.column(name)
+            t = column.type
+            if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_boolean(t):
+                column = column.cast(pa.int64())
+            elif not pa.types.is_integer(column.type):
+                # strings, decimals, ...: the dictionary index is an exact code
+                column = column.combine_chunks().dictionary_encode().indices
+            v = np.asarray(column.to_numpy()).astype(np.uint64, copy=False)
+            # splitmix64-style mixing so that h(a, b) == h(c, d) is unlikely
+            v = (v ^ (v >> np.uint64(31))) * _MIX
+            h = (h ^ (h >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9) + v
+    except (pa.ArrowException, TypeError, ValueError):
+        return True
+    h.sort()
+    return bool((h[1:] == h[:-1]).any())
 
 
 def _limit_one_by(q: exp.Select, key: list[exp.Column]) -> exp.Select:

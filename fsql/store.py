@@ -183,11 +183,35 @@ class Store:
 
     # SQL ----------------------------------------------------------------
 
-    def sql(self, text: str) -> pa.Table:
-        """Run one or more FSQL statements; return the last one's result."""
+    def sql(self, text: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Run one or more FSQL statements; return the last one's result.
+        ``params`` bind ``$1, $2, ...`` (as literals in the parsed tree)."""
         from fsql.execute import run
 
-        return run(self, text)
+        return run(self, text, params)
+
+    def get_features(
+        self,
+        features: Sequence[str],
+        *,
+        spine: Any = None,
+        as_of: Any = None,
+        system_time: Any = None,
+        where: str | None = None,
+    ) -> pa.Table:
+        """Hopsworks-style feature retrieval.
+
+        ``features``: names as in SELECT FEATURES (``amount``, ``fg.amount``,
+        ``fg.*``). ``spine``: a pyarrow Table / DataFrame with key columns and
+        the time column named by ``as_of`` (a column name); without a spine,
+        ``as_of`` is a timestamp (latest values as of then). ``system_time``
+        pins what the store held at that time.
+        """
+        from fsql.feature_query import get_features
+
+        return get_features(
+            self, features, spine=spine, as_of=as_of, system_time=system_time, where=where
+        )
 
 
 def _columns(

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
@@ -34,6 +36,13 @@ class FSQL(Postgres):
             return super()._parse_statement()
 
 
+_TOKEN = re.compile(r"<Token token_type: TokenType\.(\w+), text: (.*?), line: .*?>")
+
+
+def _token_text(m: re.Match[str]) -> str:
+    return "end of input" if m.group(1) == "SENTINEL" else f'"{m.group(2)}"'
+
+
 def position_of(text: str, line: int, col: int) -> int:
     """1-based character offset of (line, col) as sqlglot reports them."""
     lines = text.split("\n")
@@ -50,7 +59,7 @@ def parse(text: str) -> list[exp.Expr]:
         err = e.errors[0] if e.errors else {}
         line, col = err.get("line") or 1, err.get("col") or 1
         token = (err.get("highlight") or "").strip()
-        desc = err.get("description") or str(e)
+        desc = _TOKEN.sub(_token_text, err.get("description") or str(e))
         near = f' at or near "{token}"' if token else ""
         raise SQLSyntaxError(
             f"syntax error{near}: {desc}", position=position_of(text, line, col)

@@ -101,7 +101,9 @@ def _parse_spine(p: Parser) -> exp.Expression:
     if _peek_words(p, "AS", "OF"):
         return relation
     alias: exp.Identifier | None = None
-    if p._match(TokenType.ALIAS) or (p._curr and p._curr.token_type in (TokenType.VAR, TokenType.IDENTIFIER)):
+    if p._match(TokenType.ALIAS) or (
+        p._curr and p._curr.token_type in (TokenType.VAR, TokenType.IDENTIFIER)
+    ):
         alias = _parse_name(p)
     if alias is not None:
         relation.set("alias", exp.TableAlias(this=alias))

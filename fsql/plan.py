@@ -1,0 +1,693 @@
+"""The feature query planner: a parsed ``SELECT FEATURES`` becomes a
+:class:`FeaturePlan` (which feature groups, join keys, spine, times) and then
+ClickHouse SQL built as a sqlglot tree with every identifier quoted.
+
+Point-in-time semantics: for each spine row and each feature group, the row
+with equal key and the greatest event time <= the spine time (NULL when
+none); among rows with the same key and event time, the latest commit
+(resolved by :meth:`OfflineStore.source`). ``FOR SYSTEM_TIME AS OF`` hides
+commits made after that time, whatever their event time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from fsql.catalog import FeatureGroup
+from fsql.connectors.engine import input_ref
+from fsql.errors import (
+    AmbiguousColumn,
+    FeatureNotSupported,
+    FsqlError,
+    InvalidParameter,
+    UndefinedColumn,
+    UndefinedObject,
+    closest,
+)
+from fsql.offline import DIALECT, col, ident
+from fsql.sql.nodes import SelectFeatures
+from fsql.tables import as_arrow
+from fsql.types import clickhouse_type
+
+if TYPE_CHECKING:
+    from fsql.store import Store
+
+ROW = "__fsql_row"
+SPINE = "__spine"
+TIME_PREFIX = "__fsql_t"
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """One requested output column: a feature of ``fg``, or (``fg`` None) a
+    column of the spine."""
+
+    fg: FeatureGroup | None
+    feature: str
+    alias: str
+
+
+@dataclass
+class FeaturePlan:
+    features: list[FeatureRef]
+    groups: list[FeatureGroup]
+    join_keys: dict[int, list[str]]
+    key_columns: list[str]
+    spine: exp.Expression | None = None
+    spine_columns: list[str] = field(default_factory=list)
+    spine_time: str | None = None
+    spine_input: pa.Table | None = None
+    as_of_us: int | None = None
+    system_time_us: int | None = None
+    where: exp.Expression | None = None
+    order: exp.Expression | None = None
+    limit: exp.Expression | None = None
+    offset: exp.Expression | None = None
+    lookup_keys: pa.Table | None = None
+    source: Any = None  # OfflineStore (for relations); set by plan_features
+
+    @property
+    def inputs(self) -> list[pa.Table]:
+        return [self.spine_input] if self.spine_input is not None else []
+
+    @property
+    def output_names(self) -> list[str]:
+        if self.spine is not None:
+            return [c for c in self.spine_columns if c != ROW] + [
+                f.alias for f in self.features if f.fg is not None or f.alias != f.feature
+            ]
+        return self.key_columns + [f.alias for f in self.features]
+
+    def to_sql(self) -> exp.Select:
+        if self.spine is not None:
+            return self._spine_sql()
+        return self._latest_sql()
+
+    # generation ---------------------------------------------------------
+
+    def _fg_relation(self, fg: FeatureGroup, names: list[str], *, as_of: bool) -> exp.Select:
+        src = self.source.source(fg, system_time_us=self.system_time_us)
+        q = exp.select(*[col(n) for n in names]).from_(src.subquery("src"))
+        if as_of and self.as_of_us is not None and fg.event_time:
+            q = q.where(
+                exp.LTE(
+                    this=col(fg.event_time),
+                    expression=exp.cast(
+                        _micros(self.as_of_us),
+                        clickhouse_type(
+                            fg.feature(fg.event_time).ftype,
+                            nullable=False,  # type: ignore[union-attr]
+                        ),
+                    ),
+                )
+            )
+        return q
+
+    def _group_alias(self, i: int) -> str:
+        return f"g{i}"
+
+    def _features_of(self, fg: FeatureGroup) -> list[str]:
+        seen: list[str] = []
+        for f in self.features:
+            if f.fg is not None and f.fg.id == fg.id and f.feature not in seen:
+                seen.append(f.feature)
+        return seen
+
+    def _latest_sql(self) -> exp.Select:
+        """No spine: the latest row per key (as of a time) of each group,
+        left-joined to the first group."""
+        selects: list[exp.Expression] = []
+        base_alias = self._group_alias(0)
+        q: exp.Select | None = None
+        for i, fg in enumerate(self.groups):
+            alias = self._group_alias(i)
+            keys = list(fg.primary_key)
+            names = keys + [n for n in self._features_of(fg) if n not in keys]
+            rel = self._fg_relation(
+                fg, names + ([fg.event_time] if fg.event_time else []), as_of=True
+            )
+            if fg.event_time:
+                rel = rel.order_by(
+                    *[col(k) for k in keys], exp.Ordered(this=col(fg.event_time), desc=True)
+                )
+                rel.set(
+                    "limit",
+                    exp.Limit(expression=exp.Literal.number(1), expressions=[col(k) for k in keys]),
+                )
+            sub = exp.select(*[col(n) for n in names]).from_(rel.subquery("r"))
+            if q is None:
+                q = exp.select().from_(sub.subquery(alias))
+            else:
+                on = exp.and_(
+                    *[
+                        exp.EQ(
+                            this=col(
+                                k,
+                                base_alias
+                                if k in self.groups[0].primary_key
+                                else self._owner_alias(k, i),
+                            ),
+                            expression=col(k, alias),
+                        )
+                        for k in self.join_keys[fg.id]
+                    ]
+                )
+                q = q.join(sub.subquery(alias), on=on, join_type="LEFT")
+        assert q is not None
+        for k in self.key_columns:
+            selects.append(exp.alias_(col(k, base_alias), ident(k)))
+        for f in self.features:
+            assert f.fg is not None
+            selects.append(exp.alias_(col(f.feature, self._alias_of(f.fg)), ident(f.alias)))
+        q = q.select(*selects)
+        return self._finish(q)
+
+    def _owner_alias(self, key: str, before: int) -> str:
+        for j in range(before):
+            if key in self.groups[j].primary_key:
+                return self._group_alias(j)
+        return self._group_alias(0)
+
+    def _alias_of(self, fg: FeatureGroup) -> str:
+        for i, g in enumerate(self.groups):
+            if g.id == fg.id:
+                return self._group_alias(i)
+        raise AssertionError(fg.name)
+
+    def _spine_sql(self) -> exp.Select:
+        assert self.spine is not None
+        time_cols: dict[str, str] = {}  # ClickHouse type -> spine column alias
+        spine_select: list[exp.Expression] = [exp.Star()]
+        for fg in self.groups:
+            if not fg.event_time or self.spine_time is None:
+                continue
+            ftype = fg.feature(fg.event_time).ftype  # type: ignore[union-attr]
+            ch = ftype.clickhouse
+            if ch in time_cols:
+                continue
+            name = f"{TIME_PREFIX}{len(time_cols)}"
+            time_cols[ch] = name
+            lowest = exp.cast(
+                exp.Literal.string("1900-01-01 00:00:00"), clickhouse_type(ftype, nullable=False)
+            )
+            spine_select.append(
+                exp.alias_(
+                    exp.func(
+                        "ifNull",
+                        exp.cast(col(self.spine_time), clickhouse_type(ftype, nullable=True)),
+                        lowest,
+                    ),
+                    ident(name),
+                )
+            )
+        spine_rel = exp.select(*spine_select).from_(self.spine)
+        q = exp.select().from_(spine_rel.subquery(SPINE))
+        for i, fg in enumerate(self.groups):
+            alias = self._group_alias(i)
+            keys = self.join_keys[fg.id]
+            names = list(dict.fromkeys(keys + self._features_of(fg)))
+            pit = bool(fg.event_time and self.spine_time is not None)
+            if pit:
+                names.append(fg.event_time)  # type: ignore[arg-type]
+            rel = self._fg_relation(fg, names, as_of=False)
+            conds: list[exp.Expression] = [
+                exp.EQ(this=col(k, SPINE), expression=col(k, alias)) for k in keys
+            ]
+            if pit:
+                ftype = fg.feature(fg.event_time).ftype  # type: ignore[union-attr]
+                conds.append(
+                    exp.GTE(
+                        this=col(time_cols[ftype.clickhouse], SPINE),
+                        expression=col(fg.event_time, alias),  # type: ignore[arg-type]
+                    )
+                )
+                join = exp.Join(
+                    this=rel.subquery(alias), side="LEFT", kind="ASOF", on=exp.and_(*conds)
+                )
+                q.append("joins", join)
+            else:
+                if fg.event_time:
+                    rel = rel.order_by(
+                        *[col(k) for k in keys], exp.Ordered(this=col(fg.event_time), desc=True)
+                    )
+                    rel.set(
+                        "limit",
+                        exp.Limit(
+                            expression=exp.Literal.number(1), expressions=[col(k) for k in keys]
+                        ),
+                    )
+                q = q.join(rel.subquery(alias), on=exp.and_(*conds), join_type="LEFT")
+        selects: list[exp.Expression] = [
+            exp.alias_(col(c, SPINE), ident(c)) for c in self.spine_columns
+        ]
+        for f in self.features:
+            if f.fg is None:
+                if f.alias != f.feature:
+                    selects.append(exp.alias_(col(f.feature, SPINE), ident(f.alias)))
+                continue
+            selects.append(exp.alias_(col(f.feature, self._alias_of(f.fg)), ident(f.alias)))
+        q = q.select(*selects)
+        return self._finish(q)
+
+    def _finish(self, q: exp.Select) -> exp.Select:
+        """Apply the user's WHERE / ORDER BY / LIMIT to the result columns and
+        give spine queries their stable order (the spine's row order)."""
+        settings = [exp.EQ(this=exp.var("join_use_nulls"), expression=exp.Literal.number(1))]
+        has_row = self.spine is not None and ROW in self.spine_columns
+        if self.spine is None and not (self.where or self.order or self.limit or self.offset):
+            q.set("settings", settings)
+            return q
+        names = set(self.output_names)
+        star = exp.Star(**({"except_": [col(ROW)]} if has_row else {}))
+        outer = exp.select(star).from_(q.subquery("q"))
+        if self.where is not None:
+            outer = outer.where(_unqualify(self.where.this.copy(), names))
+        if self.order is not None:
+            outer.set("order", _unqualify(self.order.copy(), names))
+        elif self.spine is not None:
+            if has_row:
+                outer = outer.order_by(col(ROW))
+            else:
+                outer = outer.order_by(*[col(c) for c in self.spine_columns])
+        if self.limit is not None:
+            outer.set("limit", self.limit.copy())
+        if self.offset is not None:
+            outer.set("offset", self.offset.copy())
+        outer.set("settings", settings)
+        return outer
+
+
+def _micros(us: int) -> exp.Expression:
+    return exp.func("fromUnixTimestamp64Micro", exp.Literal.number(us), exp.Literal.string("UTC"))
+
+
+def _unqualify(node: exp.Expression, names: set[str]) -> exp.Expression:
+    """The outer query sees output columns only: ``l.ts`` becomes ``ts``."""
+    for c in list(node.find_all(exp.Column)):
+        if c.name in names:
+            c.replace(col(c.name))
+        elif not isinstance(c.this, exp.Star):
+            raise UndefinedColumn(
+                f'column "{c.sql()}" is not in the result of SELECT FEATURES',
+                hint="Columns: " + ", ".join(sorted(names)),
+            )
+    return node
+
+
+# planning ---------------------------------------------------------------
+
+
+def _latest_groups(store: Store) -> tuple[dict[str, FeatureGroup], dict[str, FeatureGroup]]:
+    latest: dict[str, FeatureGroup] = {}
+    by_version: dict[str, FeatureGroup] = {}
+    for fg in store.feature_groups():
+        latest[fg.name] = fg
+        by_version[fg.qualified_name] = fg
+    return latest, by_version
+
+
+def _position(node: exp.Expression) -> int | None:
+    meta = getattr(node, "meta", None) or {}
+    start = meta.get("start")
+    return int(start) + 1 if start is not None else None
+
+
+def evaluate_time(store: Store, node: exp.Expression) -> int:
+    """Evaluate a constant time expression (``TIMESTAMP '...'``, ``now() -
+    interval '1 day'``) to microseconds since the epoch, UTC."""
+    if isinstance(node, exp.Literal) and not node.is_string:
+        raise InvalidParameter(
+            f"{node.sql()} is not a timestamp", sqlstate="22007", position=_position(node)
+        )
+    expr = exp.func(
+        "toUnixTimestamp64Micro",
+        exp.cast(node.copy(), exp.DataType.build("DateTime64(6, 'UTC')", dialect=DIALECT)),
+    )
+    try:
+        table = store.engine.query(exp.select(exp.alias_(expr, "us")).sql(DIALECT))
+    except FsqlError as e:
+        raise InvalidParameter(
+            f"{node.sql(dialect='postgres')} is not a timestamp: {e.message}",
+            sqlstate="22007",
+            position=_position(node),
+        ) from None
+    value = table.column(0)[0].as_py()
+    if value is None:
+        raise InvalidParameter(
+            f"{node.sql(dialect='postgres')} is NULL; expected a timestamp", sqlstate="22004"
+        )
+    return int(value)
+
+
+def plan_features(
+    store: Store,
+    node: SelectFeatures,
+    *,
+    system_time_us: int | None = None,
+    spine: Any = None,
+) -> FeaturePlan:
+    """Resolve a ``SELECT FEATURES`` against the catalog. ``spine`` (an Arrow
+    table or DataFrame) replaces the FROM relation when given from Python."""
+    from fsql.execute import bind_feature_groups
+
+    latest, by_version = _latest_groups(store)
+    spine_rel: exp.Expression | None = None
+    spine_alias: str | None = None
+    spine_columns: list[str] = []
+    spine_input: pa.Table | None = None
+    spine_fg: FeatureGroup | None = None
+    if spine is not None:
+        spine_input = as_arrow(spine)
+        spine_input = spine_input.append_column(
+            ROW, pa.array(np.arange(spine_input.num_rows, dtype=np.int64))
+        )
+        spine_rel = input_ref(0)
+        spine_columns = spine_input.column_names
+        spine_alias = "spine"
+    elif node.args.get("spine") is not None:
+        raw = node.args["spine"]
+        spine_alias = raw.alias_or_name or "spine"
+        rel = raw.copy()
+        rel.set("alias", None)
+        if (
+            isinstance(rel, exp.Table)
+            and not rel.db
+            and (rel.name in latest or rel.name in by_version)
+        ):
+            spine_fg = latest.get(rel.name) or by_version[rel.name]
+        spine_rel = _bind_relation(store, rel, bind_feature_groups)
+        probe = exp.select(exp.Star()).from_(spine_rel.copy()).limit(0)
+        spine_columns = store.engine.query(probe.sql(DIALECT)).column_names
+    spine_names = {spine_alias} if spine_alias else set()
+    if spine_fg is not None:
+        spine_names |= {spine_fg.name, spine_fg.qualified_name}
+
+    # requested features
+    refs: list[FeatureRef] = []
+    groups: list[FeatureGroup] = []
+
+    def use(fg: FeatureGroup) -> FeatureGroup:
+        for g in groups:
+            if g.name == fg.name and g.version != fg.version:
+                raise FeatureNotSupported(
+                    f'two versions of feature group "{fg.name}" in one query',
+                    hint="Name one version (fg_vN.feature) for all its features.",
+                )
+            if g.id == fg.id:
+                return g
+        groups.append(fg)
+        return fg
+
+    for item in node.expressions:
+        alias = item.alias if isinstance(item, exp.Alias) else None
+        ref = item.this if isinstance(item, exp.Alias) else item
+        if not isinstance(ref, exp.Column):
+            raise FeatureNotSupported(
+                f"{ref.sql(dialect='postgres')} is not a feature reference",
+                position=_position(ref),
+                hint="SELECT FEATURES takes names: feature, fg.feature, fg.*, fg_v2.feature.",
+            )
+        table = ref.table
+        name = ref.name
+        if isinstance(ref.this, exp.Star):
+            if spine_rel is not None and table in spine_names and spine_fg is None:
+                for c in spine_columns:
+                    if c != ROW:
+                        refs.append(FeatureRef(None, c, c))
+                continue
+            fg = _resolve_group(table, latest, by_version, ref)
+            fg = use(fg)
+            for f in fg.value_features:
+                refs.append(FeatureRef(fg, f.name, f.name))
+            continue
+        if table:
+            if table in spine_names and spine_rel is not None:
+                if name not in spine_columns:
+                    raise UndefinedColumn(
+                        f'column "{table}.{name}" does not exist in the spine',
+                        position=_position(ref),
+                        hint=_hint(name, spine_columns),
+                    )
+                refs.append(FeatureRef(None, name, alias or name))
+                continue
+            fg = _resolve_group(table, latest, by_version, ref)
+            if fg.feature(name) is None:
+                raise UndefinedColumn(
+                    f'feature "{name}" does not exist in feature group "{table}"',
+                    position=_position(ref),
+                    hint=_hint(name, fg.feature_names),
+                )
+            refs.append(FeatureRef(use(fg), name, alias or name))
+            continue
+        owners = [fg for fg in latest.values() if fg.feature(name) is not None]
+        if spine_rel is not None and name in spine_columns:
+            refs.append(FeatureRef(None, name, alias or name))
+            continue
+        if len(owners) > 1 and all(name in fg.primary_key for fg in owners) and not alias:
+            continue  # an entity key: the result carries the keys anyway
+        if len(owners) > 1:
+            raise AmbiguousColumn(
+                f'feature "{name}" is ambiguous: it exists in '
+                + " and ".join(f'"{fg.name}.{name}"' for fg in owners),
+                position=_position(ref),
+                hint="Qualify it: " + ", ".join(f"{fg.name}.{name}" for fg in owners),
+            )
+        if not owners:
+            if spine_rel is not None and name in spine_columns:
+                refs.append(FeatureRef(None, name, alias or name))
+                continue
+            every = sorted({f.name for fg in latest.values() for f in fg.features})
+            raise UndefinedColumn(
+                f'feature "{name}" does not exist',
+                position=_position(ref),
+                hint=_hint(name, every),
+            )
+        refs.append(FeatureRef(use(owners[0]), name, alias or name))
+
+    if not groups:
+        raise InvalidParameter(
+            "SELECT FEATURES names no feature of a feature group", sqlstate="42601"
+        )
+
+    # join keys
+    join_keys: dict[int, list[str]] = {}
+    if spine_rel is not None:
+        for fg in groups:
+            keys = [k for k in fg.primary_key if k in spine_columns]
+            if not keys:
+                raise UndefinedColumn(
+                    f'no join path from the spine to feature group "{fg.name}": the spine has '
+                    f"none of its primary-key columns ({', '.join(fg.primary_key)})",
+                    sqlstate="42P10",
+                    hint="Give the spine a column named like the key, e.g. SELECT id AS "
+                    f"{fg.primary_key[0]} ...",
+                )
+            join_keys[fg.id] = keys
+        key_columns: list[str] = []
+    else:
+        available = list(groups[0].primary_key)
+        join_keys[groups[0].id] = list(groups[0].primary_key)
+        for fg in groups[1:]:
+            keys = [k for k in fg.primary_key if k in available]
+            if not keys:
+                raise UndefinedColumn(
+                    f'no join path to feature group "{fg.name}": its primary key '
+                    f"({', '.join(fg.primary_key)}) shares no column with "
+                    f"({', '.join(available)})",
+                    sqlstate="42P10",
+                    hint="Join through a spine that has the keys of both: "
+                    "SELECT FEATURES ... FROM spine AS OF spine.ts",
+                )
+            join_keys[fg.id] = keys
+            available += [k for k in fg.primary_key if k not in available]
+        key_columns = list(groups[0].primary_key)
+        refs = [
+            r
+            for r in refs
+            if not (r.fg is not None and r.feature in key_columns and r.alias == r.feature)
+        ]
+
+    # duplicate output names
+    out_names = (
+        [c for c in spine_columns if c != ROW] if spine_rel is not None else list(key_columns)
+    )
+    for r in refs:
+        if r.fg is None and r.alias == r.feature:
+            continue
+        if r.alias in out_names:
+            raise AmbiguousColumn(
+                f'output column "{r.alias}" appears twice',
+                hint=f"Give one an alias: {r.fg.name if r.fg else 'spine'}.{r.feature} AS ...",
+            )
+        out_names.append(r.alias)
+
+    plan = FeaturePlan(
+        features=refs,
+        groups=groups,
+        join_keys=join_keys,
+        key_columns=key_columns,
+        spine=spine_rel,
+        spine_columns=spine_columns,
+        spine_input=spine_input,
+        where=node.args.get("where"),
+        order=node.args.get("order"),
+        limit=node.args.get("limit"),
+        offset=node.args.get("offset"),
+        source=store.offline,
+    )
+    # times
+    as_of = node.args.get("as_of")
+    if as_of is not None:
+        if (
+            isinstance(as_of, exp.Column)
+            and spine_rel is not None
+            and ((as_of.table in spine_names or not as_of.table) and as_of.name in spine_columns)
+        ):
+            plan.spine_time = as_of.name
+        elif isinstance(as_of, exp.Column) and spine_rel is not None:
+            raise UndefinedColumn(
+                f'AS OF column "{as_of.sql()}" is not a column of the spine',
+                position=_position(as_of),
+                hint=_hint(as_of.name, spine_columns),
+            )
+        else:
+            plan.as_of_us = evaluate_time(store, as_of)
+            if spine_rel is not None:
+                raise FeatureNotSupported(
+                    "with a spine, AS OF names the spine's time column (AS OF spine.ts)",
+                    position=_position(as_of),
+                )
+    elif spine_rel is not None:
+        raise InvalidParameter(
+            "a spine needs AS OF spine.time_column to join point-in-time",
+            sqlstate="42601",
+            hint="SELECT FEATURES ... FROM labels AS OF labels.event_ts",
+        )
+    if node.args.get("system_time") is not None:
+        plan.system_time_us = evaluate_time(store, node.args["system_time"])
+    if system_time_us is not None:
+        plan.system_time_us = system_time_us
+    if spine_rel is None and plan.as_of_us is None and plan.system_time_us is None:
+        plan.lookup_keys = _lookup_keys(plan)
+    return plan
+
+
+def _hint(name: str, candidates: list[str]) -> str | None:
+    found = closest(name, candidates)
+    return ("Did you mean " + " or ".join(repr(c) for c in found) + "?") if found else None
+
+
+def _resolve_group(
+    table: str,
+    latest: dict[str, FeatureGroup],
+    by_version: dict[str, FeatureGroup],
+    ref: exp.Expression,
+) -> FeatureGroup:
+    fg = latest.get(table) or by_version.get(table)
+    if fg is None:
+        raise UndefinedObject(
+            f'feature group "{table}" does not exist',
+            position=_position(ref),
+            hint=_hint(table, sorted(set(latest) | set(by_version))),
+        )
+    return fg
+
+
+def _bind_relation(store: Store, rel: exp.Expression, bind: Any) -> exp.Expression:
+    """A spine relation as ClickHouse: files become ``file()``, feature groups
+    their source relation."""
+    if isinstance(rel, (exp.ReadParquet, exp.ReadCSV)) or (
+        isinstance(rel, exp.Anonymous) and rel.name.lower() in ("read_parquet", "read_csv")
+    ):
+        args = rel.expressions if not isinstance(rel, exp.ReadCSV) else [rel.this, *rel.expressions]
+        if isinstance(rel, exp.ReadParquet) or rel.name.lower() == "read_parquet":
+            fmt = "Parquet"
+        else:
+            fmt = "CSVWithNames"
+        path = args[0] if args else None
+        if not isinstance(path, exp.Literal) or not path.is_string:
+            raise InvalidParameter(
+                "read_parquet/read_csv take a quoted file path", sqlstate="22023"
+            )
+        import os
+
+        full = os.path.abspath(path.this)
+        if not os.path.exists(full):
+            raise UndefinedObject(f'file "{path.this}" does not exist', sqlstate="58P01")
+        return exp.func("file", exp.Literal.string(full), exp.Literal.string(fmt))
+    if isinstance(rel, exp.Subquery):
+        bound = bind(store, rel)
+    else:
+        bound = bind(store, exp.select(exp.Star()).from_(rel)).args["from_"].this
+    bound.set("alias", None)
+    return bound
+
+
+def _literal_value(node: exp.Expression) -> Any:
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return node.this
+        text = node.this
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+        return -_literal_value(node.this)
+    raise ValueError
+
+
+def _lookup_keys(plan: FeaturePlan) -> pa.Table | None:
+    """Key values of a pure key lookup (``k = 1 AND k2 = 'a'``, ``k IN (...)``)."""
+    where = plan.where
+    if where is None or plan.order is not None or plan.offset is not None:
+        return None
+    keys = plan.key_columns
+    found: dict[str, list[Any]] = {}
+    conds = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+    for cond in conds:
+        if isinstance(cond, exp.Paren):
+            cond = cond.this
+        if isinstance(cond, exp.EQ) and isinstance(cond.this, exp.Column):
+            target, values = cond.this.name, [cond.expression]
+        elif (
+            isinstance(cond, exp.In)
+            and isinstance(cond.this, exp.Column)
+            and not cond.args.get("query")
+        ):
+            target, values = cond.this.name, list(cond.expressions)
+        else:
+            return None
+        if target not in keys or target in found:
+            return None
+        try:
+            found[target] = [_literal_value(v) for v in values]
+        except ValueError:
+            return None
+    if set(found) != set(keys):
+        return None
+    lengths = {len(v) for v in found.values()}
+    if len(keys) > 1 and lengths != {1}:
+        return None  # IN on one column of a composite key: not a plain lookup
+    fg = plan.groups[0]
+    arrays = []
+    for k in keys:
+        ftype = fg.feature(k).ftype  # type: ignore[union-attr]
+        try:
+            arrays.append(pa.array(found[k]).cast(ftype.arrow))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return None
+    return pa.Table.from_arrays(arrays, names=keys)
+
+
+def execute_plan(store: Store, plan: FeaturePlan) -> pa.Table:
+    if plan.lookup_keys is not None:
+        online = getattr(store, "online_lookup", None)
+        if online is not None:
+            result = online(plan)
+            if result is not None:
+                return result
+    sql = plan.to_sql().sql(DIALECT)
+    return store.engine.query(sql, plan.inputs)
