@@ -150,7 +150,12 @@ class Store:
             raise
         handle = FeatureGroupHandle(self, fg)
         if table is not None and table.num_rows:
-            handle.insert(table)
+            try:
+                handle.insert(table)
+            except BaseException:
+                # a create whose first commit fails leaves nothing behind
+                self.drop_feature_group(handle.record)
+                raise
         return handle
 
     def get_feature_group(self, name: str, version: int | str | None = None) -> FeatureGroupHandle:
