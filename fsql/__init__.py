@@ -16,7 +16,11 @@ __version__ = "0.1.0"
 
 
 def connect(
-    path: str | Path, *, offline: str | None = None, catalog: str | None = None
+    path: str | Path,
+    *,
+    offline: str | None = None,
+    catalog: str | None = None,
+    online: str | None = None,
 ) -> Store:
     """Open (or create) a store.
 
@@ -24,9 +28,12 @@ def connect(
     chDB and the catalog SQLite, both inside the folder. ``offline`` takes a
     ``clickhouse://host:port/database`` URL and ``catalog`` a SQLAlchemy URL
     (``postgresql+psycopg://...``) for server mode; the choice is remembered
-    in the folder's ``fsql.json``.
+    in the folder's ``fsql.json``. ``online`` picks the online store:
+    ``embedded`` (default, in the folder), or a ``postgresql://``,
+    ``mysql://`` (MariaDB) or ``redis://`` URL (``?prefix=`` sets the
+    table/key prefix).
     """
-    return Store(path, offline=offline, catalog=catalog)
+    return Store(path, offline=offline, catalog=catalog, online=online)
 
 
 __all__ = ["FsqlError", "Store", "__version__", "connect"]

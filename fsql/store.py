@@ -16,6 +16,7 @@ from fsql.errors import InvalidParameter, UndefinedColumn
 from fsql.feature_group import FeatureGroupHandle
 from fsql.lock import StoreLock
 from fsql.offline import OfflineStore
+from fsql.online.api import OnlineMixin
 from fsql.tables import as_arrow
 from fsql.types import FeatureType, from_arrow, from_name
 
@@ -37,7 +38,7 @@ def _open_engine(offline: str, folder: Path) -> Engine:
     )
 
 
-class Store:
+class Store(OnlineMixin):
     """One feature store. Create with :func:`fsql.connect`."""
 
     def __init__(
@@ -47,10 +48,13 @@ class Store:
         offline: str | None = None,
         catalog: str | None = None,
         project: str = DEFAULT_PROJECT,
+        online: str | None = None,
     ) -> None:
         self.path = Path(path).expanduser().resolve()
         self.path.mkdir(parents=True, exist_ok=True)
-        config = self._config(offline, catalog)
+        config = self._config(offline, catalog, online)
+        self._online_url = config.get("online", "embedded")  # fsql.online
+        self._online_service = None
         self.project = project
         self._lock: StoreLock | None = None
         if config["offline"] == "chdb":
@@ -71,7 +75,9 @@ class Store:
             raise
         self._closed = False
 
-    def _config(self, offline: str | None, catalog: str | None) -> dict[str, str]:
+    def _config(
+        self, offline: str | None, catalog: str | None, online: str | None = None
+    ) -> dict[str, str]:
         file = self.path / CONFIG_FILE
         config = {"offline": "chdb", "catalog": "sqlite"}
         if file.exists():
@@ -80,7 +86,9 @@ class Store:
             config["offline"] = offline
         if catalog:
             config["catalog"] = catalog
-        if not file.exists() or offline or catalog:
+        if online:
+            config["online"] = online
+        if not file.exists() or offline or catalog or online:
             tmp = file.with_suffix(".tmp")
             tmp.write_text(json.dumps(config, indent=2) + "\n")
             tmp.replace(file)
@@ -89,6 +97,7 @@ class Store:
     # lifecycle ----------------------------------------------------------
 
     def close(self) -> None:
+        self._close_online()
         for part in ("engine", "catalog"):
             obj = getattr(self, part, None)
             if obj is not None:
@@ -165,6 +174,7 @@ class Store:
         """Drop one version: its rows, then its catalog entry."""
         if fg.kind == "cached":
             self.offline.drop(fg)
+            self.online.drop(fg)
         self.catalog.drop_feature_group(fg)
 
     def feature_groups(self) -> list[FeatureGroup]:
