@@ -130,7 +130,7 @@ class OfflineStore:
         self.engine.execute(self._create_sql(fg, table_ref(fg)))
 
     def drop(self, fg: FeatureGroup) -> None:
-        self.engine.execute(exp.Drop(this=table_ref(fg), kind="TABLE", exists=True).sql(DIALECT))
+        self.engine.execute(exp.Drop(tables=[table_ref(fg)], kind="TABLE", exists=True).sql(DIALECT))
 
     # commits ------------------------------------------------------------
 
@@ -167,7 +167,7 @@ class OfflineStore:
 
     def _drop_quietly(self, table: exp.Table) -> None:
         try:
-            self.engine.execute(exp.Drop(this=table, kind="TABLE", exists=True).sql(DIALECT))
+            self.engine.execute(exp.Drop(tables=[table], kind="TABLE", exists=True).sql(DIALECT))
         except Exception:
             pass
 
