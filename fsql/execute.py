@@ -11,6 +11,7 @@ from sqlglot import exp
 from fsql.catalog import FeatureGroup
 from fsql.errors import FeatureNotSupported, UndefinedObject, did_you_mean
 from fsql.offline import DIALECT
+from fsql.on_demand import push_down
 from fsql.params import bind
 from fsql.sql.dialect import parse
 from fsql.statements import executor_for
@@ -39,7 +40,7 @@ def run_statement(store: Store, statement: exp.Expr) -> pa.Table:
 
 def run_plain(store: Store, statement: exp.Expr) -> pa.Table:
     """Plain SQL: feature groups are tables (``fg`` latest, ``fg_vN``)."""
-    rewritten = bind_feature_groups(store, statement)
+    rewritten = push_down(bind_feature_groups(store, statement))
     return store.engine.query(rewritten.sql(DIALECT))
 
 

@@ -362,6 +362,7 @@ def alter_feature_group(store: Store, node: exp.Expr) -> pa.Table:
 def explain(store: Store, node: exp.Expr) -> pa.Table:
     """The engine SQL a statement runs, one line per row."""
     from fsql.execute import bind_feature_groups
+    from fsql.on_demand import push_down, source_lines
 
     inner = node.this
     if isinstance(inner, nodes.SelectFeatures):
@@ -369,9 +370,12 @@ def explain(store: Store, node: exp.Expr) -> pa.Table:
         lines = [f"-- feature groups: {', '.join(g.qualified_name for g in plan.groups)}"]
         if plan.lookup_keys is not None:
             lines.append(f"-- key lookup: {plan.lookup_keys.num_rows} key(s)")
-        lines.append(plan.to_sql().sql(DIALECT, pretty=True))
+        bound = push_down(plan.to_sql())
+        lines.append(bound.sql(DIALECT, pretty=True))
+        lines += source_lines(bound)
     elif isinstance(inner, exp.Query):
-        lines = [bind_feature_groups(store, inner).sql(DIALECT, pretty=True)]
+        bound = push_down(bind_feature_groups(store, inner))
+        lines = [bound.sql(DIALECT, pretty=True), *source_lines(bound)]
     else:
         lines = [f"-- {type(inner).__name__} runs in the catalog, no engine SQL"]
     text = "\n".join(lines)

@@ -256,7 +256,19 @@ class OfflineStore:
     ) -> exp.Expression:
         """A relation with the feature group's rows as they stood at
         ``system_time_us`` (None: now), one row per (primary key, event time):
-        the latest commit wins."""
+        the latest commit wins. On-demand feature groups read their source
+        (:func:`fsql.on_demand.source`)."""
+        if fg.kind == "on_demand":
+            from fsql import on_demand
+
+            return on_demand.source(
+                self.engine,
+                self.catalog,
+                fg,
+                system_time_us=system_time_us,
+                since_us=since_us,
+                hidden=hidden,
+            )
         names = [f.name for f in fg.features] + (list(HIDDEN) if hidden else [])
         q = exp.select(*[col(n) for n in names]).from_(table_ref(fg))
         if system_time_us is not None:

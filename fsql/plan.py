@@ -689,5 +689,7 @@ def execute_plan(store: Store, plan: FeaturePlan) -> pa.Table:
             result = online(plan)
             if result is not None:
                 return result
-    sql = plan.to_sql().sql(DIALECT)
+    from fsql.on_demand import push_down
+
+    sql = push_down(plan.to_sql()).sql(DIALECT)
     return store.engine.query(sql, plan.inputs)

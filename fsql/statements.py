@@ -20,7 +20,10 @@ Executor = Callable[["Store", exp.Expr], pa.Table]
 
 EXECUTORS: dict[type[exp.Expr], Executor] = {}
 
-EXECUTOR_MODULES: tuple[str, ...] = ("fsql.feature_statements",)
+EXECUTOR_MODULES: tuple[str, ...] = (
+    "fsql.feature_statements",
+    "fsql.connector_statements",
+)
 
 _loaded = False
 

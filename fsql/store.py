@@ -196,6 +196,78 @@ class Store(OnlineMixin):
             ),
         )
 
+    # connectors and on-demand feature groups -------------------------------
+
+    def create_connector(
+        self,
+        name: str,
+        type: str,
+        options: Mapping[str, str] | None = None,
+        *,
+        description: str = "",
+        check: bool = True,
+    ) -> dict[str, Any]:
+        """Register an external source (``type``: postgres, mysql, clickhouse,
+        trino, files). Secrets are references (``password_env``,
+        ``password_file``), never values. ``check`` reaches the source first."""
+        from fsql import on_demand
+
+        record = on_demand.create_connector(
+            self, name, type, options or {}, description=description, check=check
+        )
+        return on_demand.describe_connector(record)
+
+    def connectors(self) -> pa.Table:
+        from fsql.connector_statements import connectors_table
+
+        return connectors_table(self)
+
+    def describe_connector(self, name: str) -> dict[str, Any]:
+        from fsql import on_demand
+        from fsql.catalog.connectors import get_connector
+
+        info = on_demand.describe_connector(get_connector(self.catalog, self.project, name))
+        info["feature_groups"] = sorted(
+            {fg.name for fg in self.feature_groups() if fg.connector == name}
+        )
+        return info
+
+    def drop_connector(self, name: str) -> None:
+        from fsql.catalog.connectors import drop_connector, get_connector
+
+        drop_connector(self.catalog, get_connector(self.catalog, self.project, name))
+
+    def create_on_demand_feature_group(
+        self,
+        name: str,
+        *,
+        connector: str,
+        query: Any,
+        primary_key: str | Sequence[str],
+        event_time: str | None = None,
+        description: str = "",
+        features: Mapping[str, str] | None = None,
+        version: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> FeatureGroupHandle:
+        """A feature group that is a query (PostgreSQL syntax) over a
+        connector's source, computed when read; validated at the source now."""
+        from fsql import on_demand
+
+        fg = on_demand.create_feature_group(
+            self,
+            name,
+            connector=connector,
+            query=query,
+            primary_key=primary_key,
+            event_time=event_time,
+            description=description,
+            features=features,
+            version=version,
+            metadata=metadata,
+        )
+        return FeatureGroupHandle(self, fg)
+
     # SQL ----------------------------------------------------------------
 
     def sql(self, text: str, params: Sequence[Any] | None = None) -> pa.Table:

@@ -22,7 +22,10 @@ _STATEMENTS: dict[tuple[str, ...], StatementParser] = {}
 
 # Modules whose import registers statements. Listed here, not discovered, so
 # what the dialect accepts is visible in one place.
-EXTENSION_MODULES: tuple[str, ...] = ("fsql.sql.feature_statements",)
+EXTENSION_MODULES: tuple[str, ...] = (
+    "fsql.sql.feature_statements",
+    "fsql.sql.connector_statements",
+)
 
 _loaded = False
 

@@ -1,0 +1,277 @@
+"""Connector types: ``TYPE name`` in ``CREATE CONNECTOR`` -> connector class.
+
+A connector reads one external source. Each type says which options it
+takes, how it checks that the source is reachable, how it describes a query
+(column names and feature types, asked of the source itself), and how the
+engine reads a source table: either a ClickHouse table function the engine
+runs itself (``postgresql()``, ``mysql()``, ``file()``: filters and joins
+then run in one engine), or, when the engine cannot reach the source, a
+fetch through the connector's own client into Arrow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pyarrow as pa
+from sqlglot import exp
+
+from fsql.connectors.secrets import check_no_plain_secrets, redact, resolve_password
+from fsql.errors import (
+    ConnectionFailure,
+    DatatypeMismatch,
+    FsqlError,
+    InvalidParameter,
+    UndefinedColumn,
+    UndefinedObject,
+    did_you_mean,
+)
+from fsql.types import FeatureType
+
+if TYPE_CHECKING:
+    from fsql.connectors.engine import Engine
+
+# type name -> "module:Class"; aliases point at the same class.
+CONNECTOR_TYPES: dict[str, str] = {
+    "postgres": "fsql.connectors.postgres:PostgresConnector",
+    "postgresql": "fsql.connectors.postgres:PostgresConnector",
+    "mysql": "fsql.connectors.mysql:MySQLConnector",
+    "mariadb": "fsql.connectors.mysql:MySQLConnector",
+    "files": "fsql.connectors.files:FilesConnector",
+    "file": "fsql.connectors.files:FilesConnector",
+    "clickhouse": "fsql.connectors.clickhouse_source:ClickHouseSourceConnector",
+    "trino": "fsql.connectors.trino:TrinoConnector",
+}
+
+
+class InvalidAuthorization(FsqlError):
+    sqlstate = "28P01"
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    name: str
+    ftype: FeatureType
+    source_type: str
+
+
+class SourceConnector:
+    """Base of every connector type."""
+
+    type_name: ClassVar[str] = ""
+    # sqlglot dialect the source speaks (for describe/fetch queries)
+    dialect: ClassVar[str] = "postgres"
+    required_options: ClassVar[tuple[str, ...]] = ()
+    optional_options: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[dict[str, str]] = {}
+    # options that may be shown (everything but secrets is safe; secret
+    # references are safe too)
+    secret_options: ClassVar[tuple[str, ...]] = ("password_env", "password_file")
+
+    def __init__(self, name: str, options: Mapping[str, str], *, connector_id: int = 0) -> None:
+        self.name = name
+        self.id = connector_id
+        opts = {str(k).lower(): str(v) for k, v in options.items()}
+        check_no_plain_secrets(name, opts)
+        allowed = set(self.required_options) | set(self.optional_options) | set(self.secret_options)
+        unknown = [k for k in opts if k not in allowed]
+        if unknown:
+            raise InvalidParameter(
+                f'connector "{name}" (type {self.type_name}): unknown option ' + ", ".join(unknown),
+                hint=did_you_mean(unknown[0], sorted(allowed))
+                or "Options: " + ", ".join(sorted(allowed)),
+            )
+        missing = [k for k in self.required_options if not opts.get(k)]
+        if missing:
+            raise InvalidParameter(
+                f'connector "{name}" (type {self.type_name}) needs option ' + ", ".join(missing),
+                hint="Options: " + ", ".join(sorted(allowed)),
+            )
+        self.options = {**self.defaults, **opts}
+
+    # --- naming --------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        """Where the source is, for messages (never a secret)."""
+        return self.type_name
+
+    def label(self, obj: str | None = None) -> str:
+        text = f'connector "{self.name}" ({self.where})'
+        return f"{text}, source object {obj}" if obj else text
+
+    def password(self) -> str:
+        return resolve_password(self.name, self.options)
+
+    def redact(self, text: str) -> str:
+        try:
+            return redact(text, self.password())
+        except FsqlError:
+            return text
+
+    # --- what a type implements ----------------------------------------
+
+    def check(self, engine: Engine | None = None) -> None:
+        """Connect and authenticate; raise a clear error if that fails."""
+        raise NotImplementedError
+
+    def describe(self, query: exp.Query, engine: Engine | None = None) -> list[SourceColumn]:
+        """The columns ``query`` (PostgreSQL syntax, source tables) returns,
+        asked of the source."""
+        raise NotImplementedError
+
+    def table_function(self, table: exp.Table, secret: exp.Expression) -> exp.Expression | None:
+        """A ClickHouse relation that reads source table ``table`` in the
+        engine, or None when the engine cannot reach the source (fetch mode).
+        ``secret`` is the expression to use for the password."""
+        return None
+
+    def fetch(self, query: exp.Query, columns: Sequence[SourceColumn]) -> pa.Table:
+        """Run ``query`` at the source through the connector's client."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    # --- helpers -------------------------------------------------------
+
+    def source_sql(self, query: exp.Query) -> str:
+        return query.sql(self.dialect, identify=True)
+
+    def probe_query(self, query: exp.Query) -> exp.Select:
+        """``SELECT * FROM (query) AS q LIMIT 0``: columns without rows."""
+        return (
+            exp.select(exp.Star())
+            .from_(query.subquery(exp.to_identifier("fsql_q", quoted=True)))
+            .limit(0)
+        )
+
+    @contextmanager
+    def errors(self, query: exp.Query | None = None) -> Iterator[None]:
+        """Turn a client's exception into an fsql error naming this
+        connector and the source objects of ``query``."""
+        try:
+            yield
+        except FsqlError:
+            raise
+        except Exception as e:  # every client has its own exception tree
+            raise self.translate(e, query) from None
+
+    def translate(self, e: Exception, query: exp.Query | None) -> FsqlError:
+        objects = ", ".join(source_objects(query)) if query is not None else ""
+        return classify(self, e, objects)
+
+
+def source_objects(query: exp.Query) -> list[str]:
+    ctes = {c.alias_or_name for c in query.find_all(exp.CTE)}
+    seen = []
+    for t in query.find_all(exp.Table):
+        if not t.name or t.name in ctes:
+            continue
+        name = ".".join(p.name for p in t.parts)
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+_AUTH_WORDS = ("password authentication", "access denied", "authentication failed", "28p01")
+_CONN_WORDS = (
+    "connection refused",
+    "could not connect",
+    "can't connect",
+    "timeout",
+    "timed out",
+    "name or service not known",
+    "no route to host",
+    "connection failed",
+    "max retries exceeded",
+    "failed to establish",
+)
+_MISSING_TABLE_WORDS = ("does not exist", "doesn't exist", "unknown table", "not found", "42p01")
+_MISSING_COLUMN_WORDS = ("column", "unknown identifier", "unknown column", "cannot be resolved")
+
+
+def classify(conn: SourceConnector, e: Exception, objects: str) -> FsqlError:
+    """Map a client exception to an fsql error by its SQLSTATE or message."""
+    raw = " ".join(str(e).split())
+    text = conn.redact(raw)
+    low = text.lower()
+    sqlstate = getattr(e, "sqlstate", None) or ""
+    what = conn.label(objects or None)
+    if sqlstate.startswith("28") or any(w in low for w in _AUTH_WORDS):
+        return InvalidAuthorization(
+            f"{conn.label()}: authentication failed: {text}",
+            hint="Check the user and the secret the connector references "
+            "(password_env / password_file).",
+        )
+    if sqlstate == "42703" or (
+        (any(w in low for w in _MISSING_COLUMN_WORDS) and "exist" in low) or "unknown column" in low
+    ):
+        return UndefinedColumn(f"{what}: {text}", hint="Was the column renamed or dropped?")
+    if sqlstate in ("42P01", "3F000") or any(w in low for w in _MISSING_TABLE_WORDS):
+        return UndefinedObject(f"{what}: {text}", hint="Was the table renamed or dropped?")
+    if sqlstate.startswith("08") or sqlstate == "3D000" or any(w in low for w in _CONN_WORDS):
+        return ConnectionFailure(
+            f"{conn.label()}: source unreachable: {text}",
+            sqlstate="08001",
+            hint="Check host, port and database, and that the server is running.",
+        )
+    if sqlstate.startswith("42"):
+        return FsqlError(f"{what}: {text}", sqlstate=sqlstate)
+    return FsqlError(f"{what}: {text}", sqlstate="58000")
+
+
+def unmappable(conn: SourceConnector, column: str, source_type: str) -> DatatypeMismatch:
+    return DatatypeMismatch(
+        f'{conn.label()}: column "{column}" has source type {source_type}, '
+        "which has no feature type",
+        hint="CAST it in the query to a number, text, boolean, date or timestamp.",
+    )
+
+
+def connector_class(type_name: str) -> type[SourceConnector]:
+    key = type_name.lower()
+    target = CONNECTOR_TYPES.get(key)
+    if target is None:
+        raise InvalidParameter(
+            f"unknown connector type {type_name!r}",
+            hint=did_you_mean(key, CONNECTOR_TYPES)
+            or "Types: " + ", ".join(sorted(set(CONNECTOR_TYPES))),
+        )
+    module, cls = target.split(":")
+    found: type[SourceConnector] = getattr(importlib.import_module(module), cls)
+    return found
+
+
+def make_connector(
+    name: str, type_name: str, options: Mapping[str, str], *, connector_id: int = 0
+) -> SourceConnector:
+    return connector_class(type_name)(name, options, connector_id=connector_id)
+
+
+def arrow_table(columns: Sequence[SourceColumn], rows: Sequence[Sequence[Any]]) -> pa.Table:
+    """An Arrow table from client rows, typed by the described columns."""
+    names = [c.name for c in columns]
+    data: list[list[Any]] = [[] for _ in columns]
+    for row in rows:
+        for i, v in enumerate(row):
+            data[i].append(v)
+    arrays = []
+    for col, values in zip(columns, data, strict=True):
+        arrays.append(_array(values, col.ftype.arrow))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _array(values: list[Any], dtype: pa.DataType) -> pa.Array:
+    if pa.types.is_timestamp(dtype) and dtype.tz is None:
+        values = [v.replace(tzinfo=None) if getattr(v, "tzinfo", None) else v for v in values]
+    if pa.types.is_boolean(dtype):
+        values = [None if v is None else bool(v) for v in values]
+    return pa.array(values, type=dtype)
+
+
+Mapper = Callable[[str], FeatureType]

@@ -1,0 +1,616 @@
+"""On-demand feature groups: a query over a connector, computed when read.
+
+Creating one runs the query's ``LIMIT 0`` form at the source (columns and
+types, asked of the source itself) and, for sources the engine reaches
+itself, once more in the engine, before anything is written to the catalog.
+
+Reading one (:func:`source`, called by ``OfflineStore.source`` for every
+reader: plain SQL, SELECT FEATURES, training datasets) gives a ClickHouse
+relation:
+
+- *pushdown* (PostgreSQL, MySQL/MariaDB, files): each source table in the
+  query becomes a ClickHouse table function (``postgresql()``, ``mysql()``,
+  ``file()``), so the query, the filters and the as-of join run in one
+  engine and the engine sends the filters it can to the source;
+- *fetch* (ClickHouse server, Trino): the query runs at the source through
+  the connector's client, the Arrow result is loaded into a temporary engine
+  table, and the relation reads that.
+
+Either way the relation is ``SELECT CAST(q.c AS T) AS c, ... FROM (query) AS
+q`` with the catalog's types, and rows whose primary key or event time is
+NULL are dropped (as a cached feature group never holds them).
+
+Filters: ClickHouse sends a WHERE to the source only when it sits directly
+on the table function, not when it is outside a subquery. :func:`push_down`
+copies simple conjuncts over an on-demand relation (comparisons, IN lists,
+IS NULL, BETWEEN on plain source columns) into the query next to the table
+function; the original conjunct stays where it was, so the result cannot
+change. :func:`explain_sources` shows, per on-demand relation, the query the
+source receives.
+
+Secrets: a table function's password argument is the query parameter
+``{fsql_secret_N:String}``, set on the engine session, never text in SQL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from fsql.catalog import Catalog, Feature, FeatureGroup
+from fsql.catalog import connectors as catalog_connectors
+from fsql.conform import compatible
+from fsql.connectors.registry import SourceColumn, SourceConnector, make_connector
+from fsql.connectors.secrets import redact, secret_param
+from fsql.errors import (
+    DatatypeMismatch,
+    FeatureNotSupported,
+    FsqlError,
+    InvalidParameter,
+    UndefinedColumn,
+)
+from fsql.types import clickhouse_type
+
+if TYPE_CHECKING:
+    from fsql.connectors.engine import Engine
+    from fsql.store import Store
+
+DIALECT = "clickhouse"
+META = "fsql_on_demand"
+TEMP_DATABASE = "fsql_on_demand"
+ALIAS = "fsql_q"
+
+
+def _ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+# connectors ------------------------------------------------------------------
+
+
+def open_connector(catalog: Catalog, project: str, name: str) -> SourceConnector:
+    record = catalog_connectors.get_connector(catalog, project, name)
+    return make_connector(record.name, record.type, record.options, connector_id=record.id)
+
+
+def create_connector(
+    store: Store,
+    name: str,
+    type: str,
+    options: Mapping[str, str],
+    *,
+    description: str = "",
+    check: bool = True,
+) -> catalog_connectors.Connector:
+    """Validate the options, reach the source, then register the connector."""
+    _check_name(name, "connector")
+    connector = make_connector(name, type, options)
+    if check:
+        connector.check(store.engine)
+    stored = {k: v for k, v in connector.options.items()}
+    return catalog_connectors.create_connector(
+        store.catalog,
+        project=store.project,
+        name=name,
+        type=connector.type_name,
+        options=stored,
+        description=description,
+    )
+
+
+def describe_connector(record: catalog_connectors.Connector) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "type": record.type,
+        "options": dict(record.options),
+        "description": record.description,
+    }
+
+
+# creation ----------------------------------------------------------------------
+
+
+def parse_query(query: str | exp.Expression) -> exp.Query:
+    """The query in PostgreSQL syntax, unquoted names folded to lower case
+    (as PostgreSQL does) and every name quoted."""
+    from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+    from sqlglot.optimizer.qualify_columns import quote_identifiers
+
+    q = _parse_query(query)
+    q = normalize_identifiers(q.copy(), dialect="postgres")
+    out = quote_identifiers(q, dialect="postgres")
+    assert isinstance(out, exp.Query)
+    return out
+
+
+def _parse_query(query: str | exp.Expression) -> exp.Query:
+    if isinstance(query, exp.Query):
+        return query
+    if isinstance(query, exp.Expression):
+        raise InvalidParameter("an on-demand feature group needs a SELECT query")
+    from fsql.sql.dialect import parse
+
+    statements = parse(query)
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        raise InvalidParameter(
+            "an on-demand feature group needs exactly one SELECT query",
+            sqlstate="42601",
+        )
+    return statements[0]
+
+
+def create_feature_group(
+    store: Store,
+    name: str,
+    *,
+    connector: str,
+    query: str | exp.Expression,
+    primary_key: str | Sequence[str],
+    event_time: str | None = None,
+    description: str = "",
+    features: Mapping[str, str] | None = None,
+    version: int | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> FeatureGroup:
+    """Validate ``query`` at the source (and in the engine), then register
+    the on-demand feature group. A failed check leaves the catalog as it was."""
+    from fsql.store import _check_names
+
+    keys = [primary_key] if isinstance(primary_key, str) else list(primary_key)
+    q = parse_query(query)
+    conn = open_connector(store.catalog, store.project, connector)
+    columns = conn.describe(q, store.engine)
+    names = [c.name for c in columns]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InvalidParameter(
+            f"{conn.label()}: the query returns more than one column named " + ", ".join(dupes),
+            sqlstate="42701",
+            hint="Give each column its own name with AS.",
+        )
+    types = {c.name: c.ftype for c in columns}
+    _check_names(name, types, keys, event_time, features)
+    descriptions = dict(features or {})
+    fg_features = [Feature(c.name, c.ftype.name, descriptions.get(c.name, "")) for c in columns]
+    draft = FeatureGroup(
+        id=0,
+        project=store.project,
+        name=name,
+        version=version or 1,
+        kind="on_demand",
+        description=description,
+        primary_key=tuple(keys),
+        event_time=event_time,
+        online=False,
+        has_upserts=False,
+        features=tuple(fg_features),
+        created_at_us=0,
+        connector=connector,
+        query=q.sql("postgres"),
+    )
+    # the engine must be able to run it too (table functions reach the source)
+    probe = exp.select(exp.Star()).from_(
+        source(store.engine, store.catalog, draft, verify=False).subquery(_ident("fg"))
+    )
+    store.engine.query(probe.limit(0).sql(DIALECT))
+    return store.catalog.create_feature_group(
+        project=store.project,
+        name=name,
+        version=version,
+        kind="on_demand",
+        features=fg_features,
+        primary_key=keys,
+        event_time=event_time,
+        description=description,
+        connector=connector,
+        query=draft.query,
+        metadata=metadata,
+    )
+
+
+def _check_name(name: str, what: str) -> None:
+    if not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+        raise InvalidParameter(
+            f"{what} name {name!r} is not valid",
+            sqlstate="42602",
+            hint="Use letters, digits and underscores, starting with a letter.",
+        )
+
+
+# reading -------------------------------------------------------------------------
+
+
+@dataclass
+class Binding:
+    """What :func:`source` attached to the relation it returns (``meta``)."""
+
+    fg: str
+    connector: str
+    connector_type: str
+    dialect: str
+    mode: str  # 'pushdown' | 'fetch'
+
+
+def source(
+    engine: Engine,
+    catalog: Catalog,
+    fg: FeatureGroup,
+    *,
+    system_time_us: int | None = None,
+    since_us: int | None = None,
+    hidden: bool = False,
+    verify: bool = True,
+) -> exp.Select:
+    """The relation that reads an on-demand feature group in the engine.
+
+    The source is read live: an on-demand feature group has no commits, so
+    ``system_time_us`` does not change what it returns. ``since_us``
+    (incremental reads) is not supported. ``verify`` re-describes the query
+    at the source first, so a table or column that vanished since creation
+    is reported by name rather than as an engine error.
+    """
+    if since_us is not None:
+        raise FeatureNotSupported(
+            f'feature group "{fg.name}" is on-demand: it has no commits to read changes from',
+            hint="FOR SYSTEM_TIME BETWEEN works on cached feature groups.",
+        )
+    assert fg.connector and fg.query is not None
+    conn = open_connector(catalog, fg.project, fg.connector)
+    query = parse_query(fg.query)
+    described = conn.describe(query, engine) if verify else None
+    if described is not None:
+        _verify(conn, fg, query, described)
+    probe_fn = conn.table_function(exp.Table(this=_ident("x")), exp.Null())
+    if probe_fn is not None:
+        secret = _set_secret(engine, conn)
+        inner: exp.Expression = _bind_tables(conn, query, secret)
+        mode = "pushdown"
+    else:
+        columns = described or conn.describe(query, engine)
+        data = conn.fetch(query, columns)
+        inner = exp.select(exp.Star()).from_(_load_temp(engine, fg, columns, data))
+        mode = "fetch"
+    outer_cols: list[exp.Expression] = []
+    not_null = set(fg.primary_key) | ({fg.event_time} if fg.event_time else set())
+    for f in fg.features:
+        ch = clickhouse_type(f.ftype, nullable=f.name not in not_null)
+        outer_cols.append(
+            exp.alias_(
+                exp.Cast(this=exp.column(_ident(f.name), table=_ident(ALIAS)), to=ch),
+                _ident(f.name),
+            )
+        )
+    if hidden:
+        outer_cols.append(
+            exp.alias_(exp.func("toUInt64", exp.Literal.number(0)), _ident("_commit_id"))
+        )
+        outer_cols.append(
+            exp.alias_(
+                exp.func("now64", exp.Literal.number(6), exp.Literal.string("UTC")),
+                _ident("_commit_time"),
+            )
+        )
+    assert isinstance(inner, exp.Query)
+    outer = exp.select(*outer_cols).from_(inner.subquery(_ident(ALIAS)))
+    for name in sorted(not_null):
+        outer = outer.where(
+            exp.Not(
+                this=exp.Is(
+                    this=exp.column(_ident(name), table=_ident(ALIAS)), expression=exp.Null()
+                )
+            )
+        )
+    outer.meta[META] = Binding(fg.name, conn.name, conn.type_name, conn.dialect, mode)
+    return outer
+
+
+def _verify(
+    conn: SourceConnector, fg: FeatureGroup, query: exp.Query, described: Sequence[SourceColumn]
+) -> None:
+    from fsql.connectors.registry import source_objects
+
+    objects = ", ".join(source_objects(query)) or None
+    found = {c.name: c for c in described}
+    missing = [f.name for f in fg.features if f.name not in found]
+    if missing:
+        raise UndefinedColumn(
+            f'on-demand feature group "{fg.name}": {conn.label(objects)} no longer returns '
+            "column " + ", ".join(missing),
+            hint="The source changed since the feature group was created; "
+            "create a new version with a query that matches it.",
+        )
+    for f in fg.features:
+        got = found[f.name].ftype
+        if got.name != f.type and not compatible(got.arrow, f.ftype.arrow):
+            raise DatatypeMismatch(
+                f'on-demand feature group "{fg.name}": {conn.label(objects)} column '
+                f'"{f.name}" is now {found[f.name].source_type}, the feature group has {f.type}',
+                hint="Create a new version, or CAST the column in the query.",
+            )
+
+
+def _set_secret(engine: Engine, conn: SourceConnector) -> exp.Expression:
+    """Set the connector's secret as a session query parameter; return the
+    placeholder that reads it."""
+    name = secret_param(conn.id)
+    password = conn.password()
+    try:
+        engine.execute(f"SET param_{name} = {exp.Literal.string(password).sql(DIALECT)}")
+    except FsqlError as e:
+        raise FsqlError(
+            f"{conn.label()}: could not hand the secret to the engine: "
+            + redact(e.message, password),
+            sqlstate=e.sqlstate,
+        ) from None
+    placeholder = exp.Placeholder(
+        this=exp.var(name), kind=exp.DataType.build("String", dialect=DIALECT)
+    )
+    return placeholder
+
+
+def _bind_tables(conn: SourceConnector, query: exp.Query, secret: exp.Expression) -> exp.Query:
+    bound = query.copy()
+    ctes = {c.alias_or_name for c in bound.find_all(exp.CTE)}
+    for table in list(bound.find_all(exp.Table)):
+        if not table.name or (table.name in ctes and not table.db):
+            continue
+        fn = conn.table_function(table, secret)
+        assert fn is not None
+        fn.meta["fsql_source_table"] = exp.Table(
+            this=table.this.copy(), db=table.args.get("db") and table.args["db"].copy()
+        )
+        alias = table.alias or table.name
+        table.replace(
+            exp.Table(this=fn, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+        )
+    return bound
+
+
+# fetch mode: temporary engine tables -----------------------------------------
+
+_temp_lock = threading.Lock()
+_temp_counter = itertools.count(1)
+_temp_tables: dict[tuple[int, int], list[str]] = {}
+_temp_ready: set[int] = set()
+
+
+def _load_temp(
+    engine: Engine, fg: FeatureGroup, columns: Sequence[SourceColumn], data: pa.Table
+) -> exp.Table:
+    db = _ident(TEMP_DATABASE)
+    with _temp_lock:
+        if id(engine) not in _temp_ready:
+            # leftovers of an earlier process (Memory tables come back empty)
+            engine.execute(
+                exp.Drop(this=exp.Table(this=db), kind="DATABASE", exists=True).sql(DIALECT)
+            )
+            engine.execute(
+                exp.Create(this=exp.Table(this=db), kind="DATABASE", exists=True).sql(DIALECT)
+            )
+            _temp_ready.add(id(engine))
+        name = f"fg_{fg.id}_{next(_temp_counter)}"
+        older = _temp_tables.setdefault((id(engine), fg.id), [])
+        # keep the previous fetch: a statement may read the group twice
+        while len(older) > 1:
+            stale = older.pop(0)
+            engine.execute(
+                exp.Drop(this=exp.Table(this=_ident(stale), db=db), kind="TABLE", exists=True).sql(
+                    DIALECT
+                )
+            )
+        older.append(name)
+    target = exp.Table(this=_ident(name), db=db)
+    defs = [
+        exp.ColumnDef(this=_ident(c.name), kind=clickhouse_type(c.ftype, nullable=True))
+        for c in columns
+    ]
+    create = exp.Create(
+        this=exp.Schema(this=target, expressions=defs),
+        kind="TABLE",
+        properties=exp.Properties(expressions=[exp.EngineProperty(this=exp.var("Memory"))]),
+    )
+    engine.execute(create.sql(DIALECT))
+    arrays = []
+    for c in columns:
+        col = data.column(c.name) if c.name in data.column_names else pa.nulls(data.num_rows)
+        try:
+            arrays.append(col.cast(c.ftype.arrow))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            arrays.append(col)
+    if data.num_rows:
+        engine.insert(target, pa.Table.from_arrays(arrays, names=[c.name for c in columns]))
+    return target
+
+
+# filter pushdown -------------------------------------------------------------------
+
+
+def binding_of(node: exp.Expression) -> Binding | None:
+    found = node.meta.get(META) if node.meta else None
+    return found if isinstance(found, Binding) else None
+
+
+_SIMPLE_PREDICATES = (
+    exp.EQ,
+    exp.NEQ,
+    exp.LT,
+    exp.LTE,
+    exp.GT,
+    exp.GTE,
+    exp.In,
+    exp.Is,
+    exp.Between,
+)
+_FORBIDDEN_INSIDE = (exp.Subquery, exp.Select, exp.AggFunc, exp.Window, exp.Placeholder)
+
+
+def push_down(statement: exp.Expression) -> exp.Expression:
+    """Copy simple filters over on-demand relations next to their table
+    functions, so the engine sends them to the source. In place; returns
+    ``statement``."""
+    for sub in list(statement.find_all(exp.Subquery)):
+        outer = sub.this
+        if not isinstance(outer, exp.Select) or binding_of(outer) is None:
+            continue
+        if binding_of(outer).mode != "pushdown":  # type: ignore[union-attr]
+            continue
+        holder = sub.parent
+        if not isinstance(holder, (exp.From, exp.Join)):
+            continue
+        parent = holder.parent
+        if not isinstance(parent, exp.Select) or not parent.args.get("where"):
+            continue
+        single = not parent.args.get("joins")
+        alias = sub.alias_or_name
+        targets = _pushable_columns(outer)
+        if not targets:
+            continue
+        for conjunct in _conjuncts(parent.args["where"].this):
+            moved = _rewrite(conjunct, alias, single, targets)
+            if moved is not None:
+                inner = targets["__select__"]
+                assert isinstance(inner, exp.Select)
+                inner.where(moved, copy=False)
+    return statement
+
+
+def _pushable_columns(outer: exp.Select) -> dict[str, exp.Expression]:
+    """FG column -> the source column it plainly is, for a query the engine
+    sends filters from (one table function, no grouping, limits or windows)."""
+    from_ = outer.args.get("from_")
+    if from_ is None or not isinstance(from_.this, exp.Subquery):
+        return {}
+    inner = from_.this.this
+    if not isinstance(inner, exp.Select):
+        return {}
+    if any(
+        inner.args.get(k)
+        for k in ("joins", "group", "having", "limit", "distinct", "qualify", "offset", "with")
+    ):
+        return {}
+    if any(True for _ in inner.find_all(exp.Window, exp.AggFunc)):
+        return {}
+    table = inner.args.get("from_")
+    if (
+        table is None
+        or not isinstance(table.this, exp.Table)
+        or not isinstance(table.this.this, exp.Anonymous)
+    ):
+        return {}
+    out: dict[str, exp.Expression] = {"__select__": inner}
+    for proj in inner.expressions:
+        if isinstance(proj, exp.Star):
+            return {}
+        expr = proj.this if isinstance(proj, exp.Alias) else proj
+        if isinstance(expr, exp.Column) and not isinstance(expr.this, exp.Star):
+            out[proj.alias_or_name] = exp.column(_ident(expr.name))
+    return out
+
+
+def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    if isinstance(node, exp.And):
+        return _conjuncts(node.left) + _conjuncts(node.right)
+    if isinstance(node, exp.Paren):
+        return _conjuncts(node.this)
+    return [node]
+
+
+def _rewrite(
+    conjunct: exp.Expression, alias: str, single: bool, targets: Mapping[str, exp.Expression]
+) -> exp.Expression | None:
+    if not isinstance(conjunct, _SIMPLE_PREDICATES):
+        return None
+    if any(True for _ in conjunct.find_all(*_FORBIDDEN_INSIDE)):
+        return None
+    columns = list(conjunct.find_all(exp.Column))
+    if not columns:
+        return None
+    for c in columns:
+        if c.table and c.table != alias:
+            return None
+        if not c.table and not single:
+            return None
+        if c.name not in targets or c.name == "__select__":
+            return None
+    moved = conjunct.copy()
+    for c in list(moved.find_all(exp.Column)):
+        c.replace(targets[c.name].copy())
+    return moved
+
+
+# explain ---------------------------------------------------------------------------------
+
+
+def explain_sources(statement: exp.Expression) -> list[dict[str, str]]:
+    """Per on-demand relation in a bound (and pushed-down) statement: the
+    feature group, connector, mode and the query the source receives, in the
+    source's dialect. No secrets: the password is a placeholder."""
+    out = []
+    for sel in statement.find_all(exp.Select):
+        b = binding_of(sel)
+        if b is None:
+            continue
+        from_ = sel.args.get("from_")
+        inner = (
+            from_.this.this if from_ is not None and isinstance(from_.this, exp.Subquery) else None
+        )
+        text = ""
+        if isinstance(inner, exp.Query):
+            shown = inner.copy()
+            for t in list(shown.find_all(exp.Table)):
+                if isinstance(t.this, exp.Anonymous) and t.this.meta.get("fsql_source_table"):
+                    original = t.this.meta["fsql_source_table"].copy()
+                    if t.alias and t.alias != original.name:
+                        original.set("alias", exp.TableAlias(this=_ident(t.alias)))
+                    t.replace(original)
+            text = shown.sql(b.dialect if b.mode == "pushdown" else DIALECT, identify=True)
+        out.append(
+            {
+                "feature_group": b.fg,
+                "connector": b.connector,
+                "type": b.connector_type,
+                "mode": b.mode,
+                "source_query": text,
+            }
+        )
+    return out
+
+
+def explain_table(statement: exp.Expression) -> pa.Table:
+    rows = explain_sources(statement)
+    return pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                (k, pa.string())
+                for k in ("feature_group", "connector", "type", "mode", "source_query")
+            ]
+        ),
+    )
+
+
+def explain_plain(store: Store, text: str) -> pa.Table:
+    """EXPLAIN of a plain SQL statement's on-demand sources."""
+    from fsql.execute import bind_feature_groups
+    from fsql.sql.dialect import parse
+
+    statements = parse(text)
+    if len(statements) != 1:
+        raise InvalidParameter("explain one statement at a time")
+    bound = push_down(bind_feature_groups(store, statements[0]))
+    return explain_table(bound)
+
+
+def source_lines(statement: exp.Expression) -> list[str]:
+    """EXPLAIN lines: the query each on-demand source receives."""
+    return [
+        f"-- on-demand {s['feature_group']} via connector {s['connector']} ({s['type']}, "
+        f"{s['mode']}): {s['source_query']}"
+        for s in explain_sources(statement)
+    ]
