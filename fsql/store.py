@@ -12,7 +12,7 @@ import pyarrow as pa
 from fsql.catalog import Catalog, Feature, FeatureGroup
 from fsql.catalog.service import DEFAULT_PROJECT
 from fsql.connectors.engine import Engine
-from fsql.errors import InvalidParameter, UndefinedColumn
+from fsql.errors import DatatypeMismatch, InvalidParameter, UndefinedColumn
 from fsql.feature_group import FeatureGroupHandle
 from fsql.lock import StoreLock
 from fsql.offline import OfflineStore
@@ -339,7 +339,7 @@ def _check_names(
                     hint="Columns: " + ", ".join(columns),
                 )
     if event_time and not columns[event_time].is_timestamp:
-        raise InvalidParameter(
+        raise DatatypeMismatch(
             f'event time column "{event_time}" has type {columns[event_time].name}; '
             "it must be a timestamp, timestamptz or date",
             sqlstate="42804",
@@ -347,7 +347,7 @@ def _check_names(
     for key in keys:
         t = columns[key]
         if t.name.endswith("[]") or t.name in ("real", "double precision", "json"):
-            raise InvalidParameter(
+            raise DatatypeMismatch(
                 f'primary key column "{key}" has type {t.name}, which cannot be a key',
                 sqlstate="42804",
             )
