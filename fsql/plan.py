@@ -444,10 +444,20 @@ def plan_features(
                 )
             refs.append(FeatureRef(use(fg), name, alias or name))
             continue
-        owners = [fg for fg in latest.values() if fg.feature(name) is not None]
-        if spine_rel is not None and name in spine_columns:
+        owners = [
+            fg
+            for fg in latest.values()
+            if fg.feature(name) is not None and (spine_fg is None or fg.name != spine_fg.name)
+        ]
+        if spine_rel is not None and name in spine_columns and not owners:
             refs.append(FeatureRef(None, name, alias or name))
             continue
+        if (
+            spine_rel is not None
+            and name in spine_columns
+            and all(name in fg.primary_key for fg in owners)
+        ):
+            continue  # a join key: the spine's column is in the result already
         if len(owners) > 1 and all(name in fg.primary_key for fg in owners) and not alias:
             continue  # an entity key: the result carries the keys anyway
         if len(owners) > 1:
@@ -458,9 +468,6 @@ def plan_features(
                 hint="Qualify it: " + ", ".join(f"{fg.name}.{name}" for fg in owners),
             )
         if not owners:
-            if spine_rel is not None and name in spine_columns:
-                refs.append(FeatureRef(None, name, alias or name))
-                continue
             every = sorted({f.name for fg in latest.values() for f in fg.features})
             raise UndefinedColumn(
                 f'feature "{name}" does not exist',
