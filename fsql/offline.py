@@ -305,7 +305,9 @@ def _may_have_duplicates(rows: pa.Table, key: list[str]) -> bool:
         for name in key:
             column = rows.column(name)
             t = column.type
-            if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_boolean(t):
+            if pa.types.is_date32(t):
+                column = column.cast(pa.int32())
+            elif pa.types.is_timestamp(t) or pa.types.is_date64(t) or pa.types.is_boolean(t):
                 column = column.cast(pa.int64())
             elif not pa.types.is_integer(column.type):
                 # strings, decimals, ...: the dictionary index is an exact code
