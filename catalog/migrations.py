@@ -34,6 +34,17 @@ def _connectors(conn: Connection) -> None:
     models.metadata.create_all(conn, tables=[models.connectors])
 
 
+def _training_datasets(conn: Connection) -> None:
+    models.metadata.create_all(
+        conn,
+        tables=[
+            models.training_datasets,
+            models.training_dataset_features,
+            models.training_dataset_statistics,
+        ],
+    )
+
+
 def _online_state(conn: Connection) -> None:
     models.metadata.create_all(conn, tables=[models.online_state])
 
@@ -41,6 +52,7 @@ def _online_state(conn: Connection) -> None:
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "core tables", _core_tables),
     (2, "connectors", _connectors),
+    (3, "training datasets", _training_datasets),
     (5, "online store state", _online_state),
 )
 

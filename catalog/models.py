@@ -142,3 +142,67 @@ online_state = Table(
     Column("error", Text, nullable=True),
     Column("updated_at_us", BigInteger, nullable=False),
 )
+
+# Training datasets (migration 3): one row per immutable version, with what
+# rebuilds it (FSQL text, system time, options), what it holds (schema, row
+# counts per split, files, checksum) and where it lives.
+training_datasets = Table(
+    "training_datasets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    # the FSQL query text; NULL when built from data handed over from Python
+    Column("query", Text, nullable=True),
+    Column("system_time_us", BigInteger, nullable=True),
+    Column("format", String(20), nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("schema", JSON, nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("split_counts", JSON, nullable=False),
+    Column("files", JSON, nullable=False),
+    Column("checksum", String(100), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", "version"),
+)
+
+# Lineage: which feature (of which feature-group version) each column of a
+# training dataset came from. Names are kept, so lineage outlives a dropped
+# feature group.
+training_dataset_features = Table(
+    "training_dataset_features",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "training_dataset_id",
+        Integer,
+        ForeignKey("training_datasets.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("position", Integer, nullable=False),
+    Column("column_name", String(200), nullable=False),
+    Column("feature", String(200), nullable=True),
+    Column("feature_group_id", Integer, nullable=True),
+    Column("feature_group", String(200), nullable=True),
+    Column("feature_group_version", Integer, nullable=True),
+)
+
+# Statistics per training dataset, split ('*': all rows) and column.
+training_dataset_statistics = Table(
+    "training_dataset_statistics",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "training_dataset_id",
+        Integer,
+        ForeignKey("training_datasets.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("split", String(200), nullable=False),
+    Column("column_name", String(200), nullable=False),
+    Column("stats", JSON, nullable=False),
+    UniqueConstraint("training_dataset_id", "split", "column_name"),
+)
