@@ -58,25 +58,25 @@ class MySQLConnector(SourceConnector):
         import pymysql
 
         o = self.options
-        return pymysql.connect(
-            host=o["host"],
-            port=int(o["port"]),
-            database=o["database"],
-            user=o["user"],
-            password=self.password(),
-            connect_timeout=int(o["connect_timeout"]),
-            init_command="SET time_zone = '+00:00'",
-            charset="utf8mb4",
-        )
+        with self.errors(connecting=True):
+            return pymysql.connect(
+                host=o["host"],
+                port=int(o["port"]),
+                database=o["database"],
+                user=o["user"],
+                password=self.password(),
+                connect_timeout=int(o["connect_timeout"]),
+                init_command="SET time_zone = '+00:00'",
+                charset="utf8mb4",
+            )
 
     def check(self, engine: Engine | None = None) -> None:
-        with self.errors():
-            self._connect().close()
+        self._connect().close()
 
     def describe(self, query: exp.Query, engine: Engine | None = None) -> list[SourceColumn]:
         sql = self.source_sql(self.probe_query(query))
+        conn = self._connect()
         with self.errors(query):
-            conn = self._connect()
             try:
                 with conn.cursor() as cur:
                     cur.execute(sql)
@@ -110,8 +110,8 @@ class MySQLConnector(SourceConnector):
 
     def fetch(self, query: exp.Query, columns: Sequence[SourceColumn]) -> pa.Table:
         sql = self.source_sql(query)
+        conn = self._connect()
         with self.errors(query):
-            conn = self._connect()
             try:
                 with conn.cursor() as cur:
                     cur.execute(sql)

@@ -80,24 +80,23 @@ class PostgresConnector(SourceConnector):
         import psycopg
 
         o = self.options
-        return psycopg.connect(
-            host=o["host"],
-            port=int(o["port"]),
-            dbname=o["database"],
-            user=o["user"],
-            password=self.password() or None,
-            connect_timeout=int(o["connect_timeout"]),
-            options=f"-c search_path={o['schema']}",
-            autocommit=True,
-        )
+        with self.errors(connecting=True):
+            return psycopg.connect(
+                host=o["host"],
+                port=int(o["port"]),
+                dbname=o["database"],
+                user=o["user"],
+                password=self.password() or None,
+                connect_timeout=int(o["connect_timeout"]),
+                autocommit=True,
+            )
 
     def check(self, engine: Engine | None = None) -> None:
-        with self.errors():
-            self._connect().close()
+        self._connect().close()
 
     def describe(self, query: exp.Query, engine: Engine | None = None) -> list[SourceColumn]:
         sql = self.source_sql(self.probe_query(query))
-        with self.errors(query), self._connect() as conn:
+        with self._connect() as conn, self.errors(query):
             cur = conn.execute(sql)
             desc = list(cur.description or [])
             names = {}
@@ -115,6 +114,15 @@ class PostgresConnector(SourceConnector):
                 raise unmappable(self, d.name, names.get(d.type_code, f"oid {d.type_code}"))
             out.append(SourceColumn(d.name, ftype, names.get(d.type_code, ftype.name)))
         return out
+
+    def source_sql(self, query: exp.Query) -> str:
+        """The query as PostgreSQL runs it: unqualified tables in ``schema``."""
+        q = query.copy()
+        ctes = {c.alias_or_name for c in q.find_all(exp.CTE)}
+        for t in q.find_all(exp.Table):
+            if t.name and not t.db and t.name not in ctes:
+                t.set("db", exp.to_identifier(self.options["schema"], quoted=True))
+        return q.sql(self.dialect, identify=True)
 
     def table_function(self, table: exp.Table, secret: exp.Expression) -> exp.Expression:
         o = self.options
@@ -134,7 +142,7 @@ class PostgresConnector(SourceConnector):
 
     def fetch(self, query: exp.Query, columns: Sequence[SourceColumn]) -> pa.Table:
         sql = self.source_sql(query)
-        with self.errors(query), self._connect() as conn:
+        with self._connect() as conn, self.errors(query):
             rows = conn.execute(sql).fetchall()
         return arrow_table(columns, rows)
 

@@ -151,14 +151,18 @@ class SourceConnector:
         )
 
     @contextmanager
-    def errors(self, query: exp.Query | None = None) -> Iterator[None]:
+    def errors(self, query: exp.Query | None = None, *, connecting: bool = False) -> Iterator[None]:
         """Turn a client's exception into an fsql error naming this
-        connector and the source objects of ``query``."""
+        connector and the source objects of ``query``; ``connecting``: the
+        error happened while connecting (so "does not exist" is a role or
+        database, not a table)."""
         try:
             yield
         except FsqlError:
             raise
         except Exception as e:  # every client has its own exception tree
+            if connecting:
+                raise classify_connect(self, e) from None
             raise self.translate(e, query) from None
 
     def translate(self, e: Exception, query: exp.Query | None) -> FsqlError:
@@ -193,6 +197,36 @@ _CONN_WORDS = (
 )
 _MISSING_TABLE_WORDS = ("does not exist", "doesn't exist", "unknown table", "not found", "42p01")
 _MISSING_COLUMN_WORDS = ("column", "unknown identifier", "unknown column", "cannot be resolved")
+
+
+def classify_connect(conn: SourceConnector, e: Exception) -> FsqlError:
+    """An error while connecting: authentication, unknown database, or the
+    server cannot be reached."""
+    text = conn.redact(" ".join(str(e).split()))
+    low = text.lower()
+    sqlstate = getattr(e, "sqlstate", None) or ""
+    if (
+        sqlstate.startswith("28")
+        or any(w in low for w in _AUTH_WORDS)
+        or ("role" in low and "does not exist" in low)
+    ):
+        return InvalidAuthorization(
+            f"{conn.label()}: authentication failed: {text}",
+            sqlstate="28000" if "role" in low else "28P01",
+            hint="Check the user and the secret the connector references "
+            "(password_env / password_file).",
+        )
+    if sqlstate == "3D000" or ("database" in low and ("does not exist" in low or "unknown" in low)):
+        return UndefinedObject(
+            f"{conn.label()}: the database does not exist: {text}",
+            sqlstate="3D000",
+            hint="Check the database option.",
+        )
+    return ConnectionFailure(
+        f"{conn.label()}: source unreachable: {text}",
+        sqlstate="08001",
+        hint="Check host, port and database, and that the server is running.",
+    )
 
 
 def classify(conn: SourceConnector, e: Exception, objects: str) -> FsqlError:

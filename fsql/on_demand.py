@@ -266,8 +266,7 @@ def source(
     described = conn.describe(query, engine) if verify else None
     if described is not None:
         _verify(conn, fg, query, described)
-    probe_fn = conn.table_function(exp.Table(this=_ident("x")), exp.Null())
-    if probe_fn is not None:
+    if pushdown_mode(conn, query):
         secret = _set_secret(engine, conn)
         inner: exp.Expression = _bind_tables(conn, query, secret)
         mode = "pushdown"
@@ -308,6 +307,35 @@ def source(
         )
     outer.meta[META] = Binding(fg.name, conn.name, conn.type_name, conn.dialect, mode)
     return outer
+
+
+# Nodes whose meaning is the same in ClickHouse and in the source. A query
+# made only of these runs in the engine over table functions (pushdown);
+# anything else (functions, division, subqueries, window functions, casts to
+# types the engine maps differently) runs at the source (fetch), so an
+# on-demand feature group always means what its query means at the source.
+_SAME_MEANING = (
+    exp.Select, exp.From, exp.Where, exp.Join, exp.Table, exp.TableAlias, exp.Identifier,
+    exp.Column, exp.Alias, exp.Star, exp.Literal, exp.Boolean, exp.Null, exp.Paren,
+    exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE,
+    exp.Is, exp.In, exp.Between, exp.Add, exp.Sub, exp.Mul, exp.Neg, exp.Tuple,
+)  # fmt: skip
+
+
+def pushdown_mode(conn: SourceConnector, query: exp.Query) -> bool:
+    """Whether the engine reads the source itself for this query."""
+    if conn.table_function(exp.Table(this=_ident("x")), exp.Null()) is None:
+        return False
+    if conn.type_name == "files":
+        return True  # the engine is the only reader of files
+    for node in query.walk():
+        if not isinstance(node, _SAME_MEANING):
+            return False
+        if isinstance(node, exp.Join) and node.args.get("kind"):
+            return False  # SEMI/ANTI/ASOF joins
+        if isinstance(node, exp.In) and node.args.get("query"):
+            return False
+    return True
 
 
 def _verify(
@@ -388,7 +416,7 @@ def _load_temp(
         if id(engine) not in _temp_ready:
             # leftovers of an earlier process (Memory tables come back empty)
             engine.execute(
-                exp.Drop(this=exp.Table(this=db), kind="DATABASE", exists=True).sql(DIALECT)
+                exp.Drop(tables=[exp.Table(this=db)], kind="DATABASE", exists=True).sql(DIALECT)
             )
             engine.execute(
                 exp.Create(this=exp.Table(this=db), kind="DATABASE", exists=True).sql(DIALECT)
@@ -400,9 +428,9 @@ def _load_temp(
         while len(older) > 1:
             stale = older.pop(0)
             engine.execute(
-                exp.Drop(this=exp.Table(this=_ident(stale), db=db), kind="TABLE", exists=True).sql(
-                    DIALECT
-                )
+                exp.Drop(
+                    tables=[exp.Table(this=_ident(stale), db=db)], kind="TABLE", exists=True
+                ).sql(DIALECT)
             )
         older.append(name)
     target = exp.Table(this=_ident(name), db=db)

@@ -1,0 +1,98 @@
+"""Fixtures for connector tests: unique tables in the real local PostgreSQL
+and MariaDB, dropped afterwards."""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _root_conftest() -> Any:
+    # tests/ is not a package: load the shared conftest by path for require_service
+    spec = importlib.util.spec_from_file_location(
+        "fsql_tests_shared_conftest", Path(__file__).resolve().parents[1] / "conftest.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+require_service = _root_conftest().require_service
+
+
+class Source:
+    """A live connection plus the tables a test made (dropped at the end)."""
+
+    def __init__(self, conn: Any, kind: str) -> None:
+        self.conn = conn
+        self.kind = kind
+        self.objects: list[tuple[str, str]] = []
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+    def table(self, prefix: str, ddl: str, rows: str | None = None) -> str:
+        """Create ``<prefix>_<random>`` with columns ``ddl``; return its name."""
+        name = self.name(prefix)
+        self.execute(f"CREATE TABLE {name} ({ddl})")
+        self.objects.append(("TABLE", name))
+        if rows:
+            self.execute(f"INSERT INTO {name} VALUES {rows}")
+        return name
+
+    def view(self, prefix: str, query: str) -> str:
+        name = self.name(prefix)
+        self.execute(f"CREATE VIEW {name} AS {query}")
+        self.objects.insert(0, ("VIEW", name))
+        return name
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        if self.kind == "postgres":
+            self.conn.execute(sql, params)
+        else:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, params)
+            self.conn.commit()
+
+    def cleanup(self) -> None:
+        for kind, name in self.objects:
+            try:
+                self.execute(f"DROP {kind} IF EXISTS {name}")
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def pg() -> Iterator[Source]:
+    require_service("postgres")
+    import psycopg
+
+    conn = psycopg.connect(
+        host="127.0.0.1", port=5432, user="postgres", dbname="test", autocommit=True
+    )
+    src = Source(conn, "postgres")
+    try:
+        yield src
+    finally:
+        src.cleanup()
+        conn.close()
+
+
+@pytest.fixture
+def maria() -> Iterator[Source]:
+    require_service("mariadb")
+    import pymysql
+
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database="test")
+    src = Source(conn, "mysql")
+    try:
+        yield src
+    finally:
+        src.cleanup()
+        conn.close()

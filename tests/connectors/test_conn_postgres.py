@@ -1,0 +1,308 @@
+"""On-demand feature groups over the real local PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+import fsql
+from fsql.errors import FsqlError
+
+UTC = dt.UTC
+PG_OPTIONS = {"host": "127.0.0.1", "port": "5432", "database": "test", "user": "postgres"}
+
+
+def _connector(store, name="crm", **extra):
+    store.create_connector(name, "postgres", {**PG_OPTIONS, **extra})
+
+
+def test_type_mapping_and_nulls(store, pg):
+    t = pg.table(
+        "od_types",
+        "id bigint, i2 smallint, i4 integer, n numeric(10,2), f4 real, f8 double precision, "
+        "txt text, vc varchar(20), flag boolean, d date, ts timestamp, tstz timestamptz, "
+        "js jsonb, tags text[]",
+        "(1, 2, 3, 12345678.91, 1.5, 2.25, 'héllo', 'v', true, '2024-02-29', "
+        "'2024-01-01 10:00:00.123456', '2024-01-01 10:00:00+02', '{\"a\": 1}', '{x,y}'),"
+        "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '2024-01-02', NULL, NULL, NULL)",
+    )
+    _connector(store)
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP typed CONNECTOR crm PRIMARY KEY (id) EVENT TIME ts "
+        f"AS SELECT * FROM {t}"
+    )
+    fg = store.get_feature_group("typed")
+    types = {f.name: f.type for f in fg.features}
+    assert types == {
+        "id": "bigint",
+        "i2": "smallint",
+        "i4": "integer",
+        "n": "numeric(10,2)",
+        "f4": "real",
+        "f8": "double precision",
+        "txt": "text",
+        "vc": "text",
+        "flag": "boolean",
+        "d": "date",
+        "ts": "timestamp",
+        "tstz": "timestamptz",
+        "js": "json",
+        "tags": "text[]",
+    }
+    rows = store.sql("SELECT * FROM typed ORDER BY id").to_pylist()
+    assert rows[0]["i2"] == 2 and rows[0]["i4"] == 3
+    assert rows[0]["n"] == Decimal("12345678.91")
+    assert rows[0]["f4"] == pytest.approx(1.5) and rows[0]["f8"] == 2.25
+    assert rows[0]["txt"] == "héllo" and rows[0]["vc"] == "v"
+    assert rows[0]["flag"] is True
+    assert rows[0]["d"] == dt.date(2024, 2, 29)
+    assert rows[0]["ts"] == dt.datetime(2024, 1, 1, 10, 0, 0, 123456)
+    assert rows[0]["tstz"] == dt.datetime(2024, 1, 1, 8, 0, tzinfo=UTC)
+    assert rows[0]["tags"] == ["x", "y"]
+    assert '"a"' in rows[0]["js"]
+    # NULLs stay NULL in every type
+    nulls = rows[1]
+    assert [k for k, v in nulls.items() if v is not None] == ["id", "ts", "tags"]
+    assert nulls["tags"] == []  # ClickHouse arrays are never NULL: empty, as in cached groups
+
+
+def test_query_with_expressions_and_filter(store, pg):
+    t = pg.table(
+        "od_cust",
+        "id bigint, age int, updated_at timestamp, active boolean",
+        "(1, 30, '2024-01-01', true), (2, 40, '2024-01-02', false), (3, 50, '2024-01-03', true)",
+    )
+    _connector(store)
+    store.create_on_demand_feature_group(
+        "profile",
+        connector="crm",
+        query=f"SELECT id AS customer_id, age * 2 AS age2, updated_at FROM {t} WHERE active",
+        primary_key="customer_id",
+        event_time="updated_at",
+        description="profile from the CRM",
+    )
+    got = store.sql("SELECT customer_id, age2 FROM profile ORDER BY customer_id").to_pylist()
+    assert got == [{"customer_id": 1, "age2": 60}, {"customer_id": 3, "age2": 100}]
+    # the source is read live: a new row shows up without any ingestion
+    pg.execute(f"INSERT INTO {t} VALUES (4, 60, '2024-01-04', true)")
+    assert store.sql("SELECT count(*) AS n FROM profile").column("n").to_pylist() == [3]
+    assert store.get_feature_group("profile").describe()["kind"] == "on_demand"
+
+
+def test_filters_pushed_to_the_source(store, pg):
+    """A view whose column divides by zero on row 999: a filtered read only
+    succeeds if the filter runs inside PostgreSQL, before the division."""
+    t = pg.table(
+        "od_trap",
+        "id bigint, ts timestamp",
+        "(1, '2024-01-01'), (2, '2024-01-02'), (999, '2024-01-03')",
+    )
+    v = pg.view("od_trapv", f"SELECT id, ts, 1 / (id - 999) AS x FROM {t}")
+    _connector(store)
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP trap CONNECTOR crm PRIMARY KEY (k) EVENT TIME ts "
+        f"AS SELECT id AS k, ts, x FROM {v}"
+    )
+    with pytest.raises(FsqlError) as e:  # unfiltered: PostgreSQL computes 1/0
+        store.sql("SELECT * FROM trap")
+    assert "division by zero" in str(e.value)
+    # the filter reaches PostgreSQL, so row 999 is never computed
+    assert store.sql("SELECT k, x FROM trap WHERE k = 2").to_pylist() == [{"k": 2, "x": 0}]
+    assert store.sql("SELECT k FROM trap AS t WHERE t.k IN (1, 2) ORDER BY k").column(
+        "k"
+    ).to_pylist() == [1, 2]
+    plan = "\n".join(store.sql("EXPLAIN SELECT k FROM trap WHERE k = 2").column(0).to_pylist())
+    assert "on-demand trap via connector crm (postgres, pushdown)" in plan
+    assert f'FROM "{v}" WHERE "id" = 2' in plan
+
+
+def test_explain_of_select_features_shows_pushed_as_of(store, pg):
+    t = pg.table("od_asof", "id bigint, v int, ts timestamp", "(1, 1, '2024-01-01')")
+    _connector(store)
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP ao CONNECTOR crm PRIMARY KEY (id) EVENT TIME ts "
+        f"AS SELECT id, v, ts FROM {t}"
+    )
+    assert store.sql("SELECT FEATURES v AS OF TIMESTAMP '2024-06-01'").column("v").to_pylist() == [
+        1
+    ]
+    plan = "\n".join(
+        store.sql("EXPLAIN SELECT FEATURES v AS OF TIMESTAMP '2024-06-01'").column(0).to_pylist()
+    )
+    line = next(x for x in plan.split("\n") if x.startswith("-- on-demand ao"))
+    assert '"ts" <=' in line and f'FROM "{t}"' in line
+
+
+def test_point_in_time_join_with_cached_group(store, pg):
+    t = pg.table(
+        "od_pit",
+        "id bigint, age int, updated_at timestamp",
+        "(1, 30, '2024-01-01'), (1, 31, '2024-03-01'), (2, 40, '2024-02-01')",
+    )
+    _connector(store)
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP profile CONNECTOR crm PRIMARY KEY (customer_id) "
+        f"EVENT TIME updated_at AS SELECT id AS customer_id, age, updated_at FROM {t}"
+    )
+    import pyarrow as pa
+
+    tx = pa.table(
+        {
+            "customer_id": [1, 1, 2],
+            "event_ts": [
+                dt.datetime(2024, 1, 15),
+                dt.datetime(2024, 2, 15),
+                dt.datetime(2024, 1, 1),
+            ],
+            "amount": [10.0, 20.0, 5.0],
+        }
+    )
+    store.create_feature_group("tx", tx, primary_key="customer_id", event_time="event_ts")
+    labels = pa.table(
+        {
+            "customer_id": [1, 1, 1, 2, 2, 3],
+            "ts": [
+                dt.datetime(2023, 12, 1),
+                dt.datetime(2024, 2, 1),
+                dt.datetime(2024, 3, 1),
+                dt.datetime(2024, 1, 15),
+                dt.datetime(2024, 2, 1),
+                dt.datetime(2024, 5, 1),
+            ],
+        }
+    )
+    store.create_feature_group("labels", labels, primary_key="customer_id", event_time="ts")
+    got = store.sql("SELECT FEATURES amount, age FROM labels AS OF labels.ts").to_pylist()
+    want = _oracle(labels.to_pylist(), tx.to_pylist(), _pg_rows(pg, t))
+    assert [(r["customer_id"], r["ts"], r["amount"], r["age"]) for r in got] == want
+
+
+def _pg_rows(pg, t):
+    cur = pg.conn.execute(f"SELECT id, age, updated_at FROM {t}")
+    return [{"customer_id": r[0], "age": r[1], "updated_at": r[2]} for r in cur.fetchall()]
+
+
+def _latest(rows, key, at, tcol, vcol):
+    c = [r for r in rows if r["customer_id"] == key and r[tcol] <= at]
+    return max(c, key=lambda r: r[tcol])[vcol] if c else None
+
+
+def _oracle(spine, tx, profile):
+    """Brute force: per spine row, the latest row at or before its time."""
+    return [
+        (
+            s["customer_id"],
+            s["ts"],
+            _latest(tx, s["customer_id"], s["ts"], "event_ts", "amount"),
+            _latest(profile, s["customer_id"], s["ts"], "updated_at", "age"),
+        )
+        for s in spine
+    ]
+
+
+# bad input -------------------------------------------------------------------
+
+
+def test_unreachable_source(store):
+    with pytest.raises(FsqlError) as e:
+        store.sql(
+            "CREATE CONNECTOR down TYPE postgres OPTIONS (host '127.0.0.1', port '1', "
+            "database 'test', connect_timeout '2')"
+        )
+    assert e.value.sqlstate == "08001"
+    assert 'connector "down"' in str(e.value) and "127.0.0.1:1" in str(e.value)
+    assert store.connectors().num_rows == 0  # nothing half-created
+
+
+def test_wrong_credentials(store, pg):
+    with pytest.raises(FsqlError) as e:
+        store.create_connector("crm", "postgres", {**PG_OPTIONS, "user": "no_such_role_fsql"})
+    assert e.value.sqlstate.startswith("28")
+    assert 'connector "crm"' in str(e.value) and "no_such_role_fsql" in str(e.value)
+    assert store.connectors().num_rows == 0
+
+
+def test_missing_database(store, pg):
+    with pytest.raises(FsqlError) as e:
+        store.create_connector("crm", "postgres", {**PG_OPTIONS, "database": "no_such_db_fsql"})
+    assert e.value.sqlstate == "3D000"
+    assert 'connector "crm"' in str(e.value) and "no_such_db_fsql" in str(e.value)
+
+
+def test_unknown_table_or_column_at_creation(store, pg):
+    _connector(store)
+    with pytest.raises(FsqlError) as e:
+        store.sql(
+            "CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) "
+            "AS SELECT id FROM no_such_table_fsql"
+        )
+    assert e.value.sqlstate == "42P01"
+    assert 'connector "crm"' in str(e.value) and "no_such_table_fsql" in str(e.value)
+    t = pg.table("od_cols", "id bigint", "(1)")
+    with pytest.raises(FsqlError) as e:
+        store.sql(
+            f"CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) "
+            f"AS SELECT id, nope FROM {t}"
+        )
+    assert e.value.sqlstate == "42703" and "nope" in str(e.value)
+    with pytest.raises(FsqlError) as e:  # key not among the query's columns
+        store.sql(
+            f"CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (k) AS SELECT id FROM {t}"
+        )
+    assert e.value.sqlstate == "42703"
+    assert store.feature_groups() == []
+
+
+def test_vanished_table_and_column(store, pg):
+    t = pg.table("od_gone", "id bigint, a int, b int, ts timestamp", "(1, 2, 3, '2024-01-01')")
+    _connector(store)
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP g CONNECTOR crm PRIMARY KEY (id) EVENT TIME ts "
+        f"AS SELECT id, a, b, ts FROM {t}"
+    )
+    pg.execute(f"ALTER TABLE {t} DROP COLUMN b")
+    with pytest.raises(FsqlError) as e:
+        store.sql("SELECT * FROM g")
+    assert e.value.sqlstate == "42703"
+    assert 'connector "crm"' in str(e.value) and t in str(e.value) and '"b"' in str(e.value)
+    pg.execute(f"DROP TABLE {t}")
+    with pytest.raises(FsqlError) as e:
+        store.sql("SELECT FEATURES a")
+    assert e.value.sqlstate == "42P01"
+    assert 'connector "crm"' in str(e.value) and t in str(e.value)
+
+
+def test_unmappable_type(store, pg):
+    t = pg.table("od_bad", "id bigint, span interval", "(1, '1 day')")
+    _connector(store)
+    with pytest.raises(FsqlError) as e:
+        store.sql(
+            "CREATE ON DEMAND FEATURE GROUP bad CONNECTOR crm PRIMARY KEY (id) "
+            f"AS SELECT * FROM {t}"
+        )
+    assert e.value.sqlstate == "42804"
+    assert (
+        'connector "crm"' in str(e.value)
+        and '"span"' in str(e.value)
+        and "interval" in str(e.value)
+    )
+    assert store.feature_groups() == []
+    # a CAST in the query maps it
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP bad CONNECTOR crm PRIMARY KEY (id) "
+        f"AS SELECT id, CAST(EXTRACT(EPOCH FROM span) AS bigint) AS span_s FROM {t}"
+    )
+    assert store.sql("SELECT span_s FROM bad").to_pylist() == [{"span_s": 86400}]
+
+
+def test_reopen_store_reads_again(store_path, pg):
+    t = pg.table("od_reopen", "id bigint, v text", "(7, 'x')")
+    with fsql.connect(store_path) as s:
+        s.create_connector("crm", "postgres", PG_OPTIONS)
+        s.create_on_demand_feature_group(
+            "r", connector="crm", query=f"SELECT id, v FROM {t}", primary_key="id"
+        )
+    with fsql.connect(store_path) as s:
+        assert s.sql("SELECT * FROM r").to_pylist() == [{"id": 7, "v": "x"}]
