@@ -45,6 +45,10 @@ def _training_datasets(conn: Connection) -> None:
     )
 
 
+def _server_users(conn: Connection) -> None:
+    models.metadata.create_all(conn, tables=[models.server_users])
+
+
 def _online_state(conn: Connection) -> None:
     models.metadata.create_all(conn, tables=[models.online_state])
 
@@ -53,6 +57,7 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "core tables", _core_tables),
     (2, "connectors", _connectors),
     (3, "training datasets", _training_datasets),
+    (4, "server users", _server_users),
     (5, "online store state", _online_state),
 )
 

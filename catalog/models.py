@@ -206,3 +206,13 @@ training_dataset_statistics = Table(
     Column("stats", JSON, nullable=False),
     UniqueConstraint("training_dataset_id", "split", "column_name"),
 )
+
+# Postgres-wire server users: SCRAM-SHA-256 verifiers, never passwords
+# ("SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>", base64 parts).
+server_users = Table(
+    "server_users",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("scram_verifier", Text, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+)
