@@ -130,6 +130,8 @@ def column_to_prims(column: pa.ChunkedArray | pa.Array, ftype: FeatureType) -> l
         return pc.cast(column, pa.int32()).to_pylist()
     if kind == "numeric" and pa.types.is_decimal(t):
         return pc.cast(column, pa.string()).to_pylist()
+    if kind == "bytea" and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        column = column.cast(pa.binary())  # ClickHouse String: bytes, maybe not UTF-8
     if kind == "array":
         inner = _py_to_prim(_kind(ftype.arrow.value_type))
         return [None if v is None else [inner(x) for x in v] for v in column.to_pylist()]

@@ -209,7 +209,8 @@ class OnlineService:
         except Exception as e:
             message = e.message if isinstance(e, FsqlError) else str(e)
             st.put(catalog, fg.id, st.STALE, keep_commit=True, error=message)
-            raise OnlineStoreUnavailable(
+            cls = OnlineStoreUnavailable if isinstance(e, OnlineStoreUnavailable) else FsqlError
+            raise cls(
                 f'commit {commit.id} of feature group "{fg.name}" is stored offline, but the '
                 f"online store was not updated: {message}",
                 hint=f"Online lookups of {fg.name} serve older values until `fsql materialize "
