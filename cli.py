@@ -269,5 +269,66 @@ def demo(path: Path | None) -> None:
     run_demo(path, echo=click.echo)
 
 
+# online store (fsql.online) -----------------------------------------------
+
+
+@main.command()
+@click.argument("fg_name", metavar="FG")
+@click.option("--version", type=int, help="Feature group version (default: the latest).")
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="Only the keys written by commits after TIME (commit time, UTC); default: all.",
+)
+@pass_state
+def materialize(state: CliState, fg_name: str, version: int | None, since: str | None) -> None:
+    """Backfill or repair the online rows of FG from the offline store."""
+    with state.open() as store:
+        fg = store.catalog.feature_group(store.project, fg_name, version)
+        result = store.materialize(fg, since=since)
+    scope = "all keys" if since is None else f"keys committed after {since}"
+    click.echo(
+        f"materialized {result['rows']} rows of {fg.name} v{fg.version} ({scope}) "
+        "into the online store"
+    )
+
+
+@main.command("check-consistency")
+@click.argument("fg_name", metavar="FG")
+@click.option("--version", type=int, help="Feature group version (default: the latest).")
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@pass_state
+def check_consistency(state: CliState, fg_name: str, version: int | None, fmt: str) -> None:
+    """Compare the online rows of FG with the offline latest row per key
+    (exit status 1 when they differ)."""
+    import json
+
+    from fsql.output import write_result
+
+    with state.open() as store:
+        fg = store.catalog.feature_group(store.project, fg_name, version)
+        report = store.check_consistency(fg)
+    summary = report.summary()
+    if fmt == "json":
+        click.echo(json.dumps({**summary, "rows": report.mismatches.to_pylist()}))
+    else:
+        verdict = "consistent" if report.ok else f"{report.total_mismatches} mismatches"
+        click.echo(
+            f"{fg.name} v{fg.version}: {verdict} ({report.checked} offline keys, "
+            f"{report.online_rows} online rows, online status {summary['status']})"
+        )
+    if not report.ok:
+        if fmt != "json":
+            write_result(report.mismatches, fmt, None, max_rows=1000)
+        raise SystemExit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))
