@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from fsql.connectors.registry import SourceColumn, SourceConnector
 from fsql.errors import FsqlError, InvalidParameter, UndefinedObject
-from fsql.types import from_clickhouse
+from fsql.types import from_clickhouse, from_name
 
 if TYPE_CHECKING:
     from fsql.connectors.engine import Engine
@@ -38,6 +38,7 @@ class UndefinedFile(FsqlError):
 class FilesConnector(SourceConnector):
     type_name = "files"
     dialect = "clickhouse"
+    pushdown = True
     required_options = ("path",)
     optional_options = ("format",)
     defaults = {"format": "auto"}
@@ -117,12 +118,38 @@ class FilesConnector(SourceConnector):
         probe = exp.Describe(this=bound.subquery())
         with self.errors(query):
             described = engine.query(probe.sql("clickhouse"))
+        naive = self._naive_parquet_timestamps(query)
         out = []
         for name, ch in zip(
             described.column("name").to_pylist(), described.column("type").to_pylist(), strict=True
         ):
-            out.append(SourceColumn(name, from_clickhouse(ch), ch))
+            ftype = from_clickhouse(ch)
+            if ftype.name == "timestamptz" and name in naive:
+                # ClickHouse reads every Parquet timestamp as UTC; the file says naive
+                ftype = from_name("timestamp")
+            out.append(SourceColumn(name, ftype, ch))
         return out
+
+    def _naive_parquet_timestamps(self, query: exp.Query) -> set[str]:
+        """Columns of the query's Parquet files that are naive timestamps."""
+        import pyarrow.parquet as pq
+
+        names: set[str] = set()
+        for t in query.find_all(exp.Table):
+            if not t.name:
+                continue
+            path, fmt = self.resolve(t)
+            matches = sorted(glob.glob(str(path)))
+            if fmt != "parquet" or not matches:
+                continue
+            try:
+                schema = pq.read_schema(matches[0])
+            except Exception:
+                continue
+            for f in schema:
+                if pa.types.is_timestamp(f.type) and f.type.tz is None:
+                    names.add(f.name)
+        return names
 
     def fetch(self, query: exp.Query, columns: Sequence[SourceColumn]) -> pa.Table:
         raise InvalidParameter("files are read by the engine, not fetched")

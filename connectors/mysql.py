@@ -45,6 +45,7 @@ _NAMES = {
 class MySQLConnector(SourceConnector):
     type_name = "mysql"
     dialect = "mysql"
+    pushdown = True
     required_options = ("database",)
     optional_options = ("host", "port", "user", "connect_timeout")
     defaults = {"host": "127.0.0.1", "port": "3306", "user": "root", "connect_timeout": "5"}

@@ -61,6 +61,7 @@ _ARRAYS = {
 class PostgresConnector(SourceConnector):
     type_name = "postgres"
     dialect = "postgres"
+    pushdown = True
     required_options = ("database",)
     optional_options = ("host", "port", "user", "schema", "connect_timeout")
     defaults = {

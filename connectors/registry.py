@@ -65,6 +65,8 @@ class SourceConnector:
     type_name: ClassVar[str] = ""
     # sqlglot dialect the source speaks (for describe/fetch queries)
     dialect: ClassVar[str] = "postgres"
+    # whether the engine reads source tables itself (table_function)
+    pushdown: ClassVar[bool] = False
     required_options: ClassVar[tuple[str, ...]] = ()
     optional_options: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, str]] = {}

@@ -279,12 +279,17 @@ def source(
     not_null = set(fg.primary_key) | ({fg.event_time} if fg.event_time else set())
     for f in fg.features:
         ch = clickhouse_type(f.ftype, nullable=f.name not in not_null)
-        outer_cols.append(
-            exp.alias_(
-                exp.Cast(this=exp.column(_ident(f.name), table=_ident(ALIAS)), to=ch),
-                _ident(f.name),
+        value: exp.Expression = exp.column(_ident(f.name), table=_ident(ALIAS))
+        if f.type == "timestamp":
+            # a CAST keeps a zone the source attached (Parquet says UTC); a
+            # naive timestamp is the same instant with no zone
+            value = exp.func(
+                "fromUnixTimestamp64Micro",
+                exp.func(
+                    "toUnixTimestamp64Micro", exp.func("toDateTime64", value, exp.Literal.number(6))
+                ),
             )
-        )
+        outer_cols.append(exp.alias_(exp.Cast(this=value, to=ch), _ident(f.name)))
     if hidden:
         outer_cols.append(
             exp.alias_(exp.func("toUInt64", exp.Literal.number(0)), _ident("_commit_id"))
@@ -324,7 +329,7 @@ _SAME_MEANING = (
 
 def pushdown_mode(conn: SourceConnector, query: exp.Query) -> bool:
     """Whether the engine reads the source itself for this query."""
-    if conn.table_function(exp.Table(this=_ident("x")), exp.Null()) is None:
+    if not conn.pushdown:
         return False
     if conn.type_name == "files":
         return True  # the engine is the only reader of files
