@@ -37,6 +37,12 @@ class Catalog:
                 cur.execute("PRAGMA synchronous=FULL")
                 cur.close()
 
+        # Feature-group listings are read on every query plan; cache them until
+        # the next committed write. Only where this process is the sole writer
+        # (the embedded SQLite catalog is guarded by the store lock).
+        self._cache: dict[str, list[FeatureGroup]] = {}
+        self._cacheable = self.engine.dialect.name == "sqlite"
+        event.listen(self.engine, "commit", lambda _conn: self._cache.clear())
         migrate(self.engine)
         self.ensure_project(DEFAULT_PROJECT)
         self._last_commit_us = 0
@@ -192,6 +198,15 @@ class Catalog:
 
     def feature_groups(self, project: str = DEFAULT_PROJECT) -> list[FeatureGroup]:
         """Every version of every feature group in a project."""
+        cached = self._cache.get(project)
+        if cached is not None:
+            return list(cached)
+        found = self._feature_groups(project)
+        if self._cacheable:
+            self._cache[project] = found
+        return list(found)
+
+    def _feature_groups(self, project: str) -> list[FeatureGroup]:
         with self.engine.connect() as conn:
             pid = self._project_id(conn, project)
             rows = conn.execute(

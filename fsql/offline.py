@@ -39,6 +39,20 @@ def col(name: str, table: str | None = None) -> exp.Column:
     return exp.Column(this=ident(name), table=ident(table) if table else None)
 
 
+def select_from(exprs: list[exp.Expression], relation: exp.Expression) -> exp.Select:
+    """``SELECT exprs FROM relation``, built directly: sqlglot's builder
+    helpers re-parse and copy, which dominates planning of wide queries."""
+    return exp.Select(expressions=exprs, from_=exp.From(this=relation))
+
+
+def subquery(query: exp.Expression, alias: str) -> exp.Subquery:
+    return exp.Subquery(this=query, alias=exp.TableAlias(this=ident(alias)))
+
+
+def alias(expression: exp.Expression, name: str) -> exp.Alias:
+    return exp.Alias(this=expression, alias=ident(name))
+
+
 def database_name(project: str) -> str:
     return f"fsql_{project}"
 
@@ -130,7 +144,9 @@ class OfflineStore:
         self.engine.execute(self._create_sql(fg, table_ref(fg)))
 
     def drop(self, fg: FeatureGroup) -> None:
-        self.engine.execute(exp.Drop(tables=[table_ref(fg)], kind="TABLE", exists=True).sql(DIALECT))
+        self.engine.execute(
+            exp.Drop(tables=[table_ref(fg)], kind="TABLE", exists=True).sql(DIALECT)
+        )
 
     # commits ------------------------------------------------------------
 
@@ -253,15 +269,17 @@ class OfflineStore:
         system_time_us: int | None = None,
         since_us: int | None = None,
         hidden: bool = False,
-    ) -> exp.Expression:
+        columns: list[str] | None = None,
+    ) -> exp.Select:
         """A relation with the feature group's rows as they stood at
         ``system_time_us`` (None: now), one row per (primary key, event time):
-        the latest commit wins. On-demand feature groups read their source
+        the latest commit wins. ``columns`` projects (default: every feature).
+        On-demand feature groups read their source
         (:func:`fsql.on_demand.source`)."""
         if fg.kind == "on_demand":
             from fsql import on_demand
 
-            return on_demand.source(
+            relation = on_demand.source(
                 self.engine,
                 self.catalog,
                 fg,
@@ -269,16 +287,27 @@ class OfflineStore:
                 since_us=since_us,
                 hidden=hidden,
             )
-        names = [f.name for f in fg.features] + (list(HIDDEN) if hidden else [])
-        q = exp.select(*[col(n) for n in names]).from_(table_ref(fg))
+            if columns is None:
+                return relation  # type: ignore[no-any-return]
+            return select_from([col(n) for n in columns], subquery(relation, "od"))
+        names = columns if columns is not None else [f.name for f in fg.features]
+        names = names + (list(HIDDEN) if hidden else [])
+        q = select_from([col(n) for n in names], table_ref(fg))
         if system_time_us is not None:
-            q = q.where(exp.LTE(this=col(COMMIT_TIME), expression=micros_literal(system_time_us)))
+            q = q.where(
+                exp.LTE(this=col(COMMIT_TIME), expression=micros_literal(system_time_us)),
+                copy=False,
+            )
         if since_us is not None:
-            q = q.where(exp.GT(this=col(COMMIT_TIME), expression=micros_literal(since_us)))
+            q = q.where(
+                exp.GT(this=col(COMMIT_TIME), expression=micros_literal(since_us)), copy=False
+            )
         if fg.has_upserts and since_us is None:
             key = [col(c) for c in sort_key(fg)]
-            q = q.order_by(*key, exp.Ordered(this=col(COMMIT_ID), desc=True))
-            q = exp.select(*[col(n) for n in names]).from_(_limit_one_by(q, key).subquery("latest"))
+            inner = list(dict.fromkeys([*names, *sort_key(fg), COMMIT_ID]))
+            q.set("expressions", [col(n) for n in inner])
+            q = q.order_by(*key, exp.Ordered(this=col(COMMIT_ID), desc=True), copy=False)
+            q = select_from([col(n) for n in names], subquery(_limit_one_by(q, key), "latest"))
         return q
 
     def read(self, fg: FeatureGroup, *, system_time_us: int | None = None) -> pa.Table:

@@ -29,7 +29,8 @@ from fsql.errors import (
     UndefinedObject,
     closest,
 )
-from fsql.offline import DIALECT, col, ident
+from fsql.offline import DIALECT, col, ident, select_from, subquery
+from fsql.offline import alias as alias_
 from fsql.sql.nodes import SelectFeatures
 from fsql.tables import as_arrow
 from fsql.types import clickhouse_type
@@ -60,6 +61,7 @@ class FeaturePlan:
     key_columns: list[str]
     spine: exp.Expression | None = None
     spine_columns: list[str] = field(default_factory=list)
+    spine_types: dict[str, pa.Field] = field(default_factory=dict)
     spine_time: str | None = None
     spine_input: pa.Table | None = None
     as_of_us: int | None = None
@@ -91,21 +93,11 @@ class FeaturePlan:
     # generation ---------------------------------------------------------
 
     def _fg_relation(self, fg: FeatureGroup, names: list[str], *, as_of: bool) -> exp.Select:
-        src = self.source.source(fg, system_time_us=self.system_time_us)
-        q = exp.select(*[col(n) for n in names]).from_(src.subquery("src"))
+        q = self.source.source(fg, system_time_us=self.system_time_us, columns=names)
         if as_of and self.as_of_us is not None and fg.event_time:
-            q = q.where(
-                exp.LTE(
-                    this=col(fg.event_time),
-                    expression=exp.cast(
-                        _micros(self.as_of_us),
-                        clickhouse_type(
-                            fg.feature(fg.event_time).ftype,
-                            nullable=False,  # type: ignore[union-attr]
-                        ),
-                    ),
-                )
-            )
+            ftype = fg.feature(fg.event_time).ftype  # type: ignore[union-attr]
+            bound = exp.cast(_micros(self.as_of_us), clickhouse_type(ftype, nullable=False))
+            q = q.where(exp.LTE(this=col(fg.event_time), expression=bound), copy=False)
         return q
 
     def _group_alias(self, i: int) -> str:
@@ -139,9 +131,9 @@ class FeaturePlan:
                     "limit",
                     exp.Limit(expression=exp.Literal.number(1), expressions=[col(k) for k in keys]),
                 )
-            sub = exp.select(*[col(n) for n in names]).from_(rel.subquery("r"))
+            sub = select_from([col(n) for n in names], subquery(rel, "r"))
             if q is None:
-                q = exp.select().from_(sub.subquery(alias))
+                q = select_from([], subquery(sub, alias))
             else:
                 on = exp.and_(
                     *[
@@ -157,14 +149,14 @@ class FeaturePlan:
                         for k in self.join_keys[fg.id]
                     ]
                 )
-                q = q.join(sub.subquery(alias), on=on, join_type="LEFT")
+                q.append("joins", exp.Join(this=subquery(sub, alias), side="LEFT", on=on))
         assert q is not None
         for k in self.key_columns:
-            selects.append(exp.alias_(col(k, base_alias), ident(k)))
+            selects.append(alias_(col(k, base_alias), k))
         for f in self.features:
             assert f.fg is not None
-            selects.append(exp.alias_(col(f.feature, self._alias_of(f.fg)), ident(f.alias)))
-        q = q.select(*selects)
+            selects.append(alias_(col(f.feature, self._alias_of(f.fg)), f.alias))
+        q.set("expressions", selects)
         return self._finish(q)
 
     def _owner_alias(self, key: str, before: int) -> str:
@@ -190,6 +182,10 @@ class FeaturePlan:
             ch = ftype.clickhouse
             if ch in time_cols:
                 continue
+            given = self.spine_types.get(self.spine_time)
+            if given is not None and given.type.equals(ftype.arrow) and not given.nullable:
+                time_cols[ch] = self.spine_time  # already the right type: no cast
+                continue
             name = f"{TIME_PREFIX}{len(time_cols)}"
             time_cols[ch] = name
             lowest = exp.cast(
@@ -205,8 +201,8 @@ class FeaturePlan:
                     ident(name),
                 )
             )
-        spine_rel = exp.select(*spine_select).from_(self.spine)
-        q = exp.select().from_(spine_rel.subquery(SPINE))
+        spine_rel = select_from(spine_select, self.spine.copy())
+        q = select_from([], subquery(spine_rel, SPINE))
         for i, fg in enumerate(self.groups):
             alias = self._group_alias(i)
             keys = self.join_keys[fg.id]
@@ -227,13 +223,18 @@ class FeaturePlan:
                     )
                 )
                 join = exp.Join(
-                    this=rel.subquery(alias), side="LEFT", kind="ASOF", on=exp.and_(*conds)
+                    this=subquery(rel, alias),
+                    side="LEFT",
+                    kind="ASOF",
+                    on=exp.and_(*conds, copy=False),
                 )
                 q.append("joins", join)
             else:
                 if fg.event_time:
                     rel = rel.order_by(
-                        *[col(k) for k in keys], exp.Ordered(this=col(fg.event_time), desc=True)
+                        *[col(k) for k in keys],
+                        exp.Ordered(this=col(fg.event_time), desc=True),
+                        copy=False,
                     )
                     rel.set(
                         "limit",
@@ -241,17 +242,20 @@ class FeaturePlan:
                             expression=exp.Literal.number(1), expressions=[col(k) for k in keys]
                         ),
                     )
-                q = q.join(rel.subquery(alias), on=exp.and_(*conds), join_type="LEFT")
-        selects: list[exp.Expression] = [
-            exp.alias_(col(c, SPINE), ident(c)) for c in self.spine_columns
-        ]
+                q.append(
+                    "joins",
+                    exp.Join(
+                        this=subquery(rel, alias), side="LEFT", on=exp.and_(*conds, copy=False)
+                    ),
+                )
+        selects: list[exp.Expression] = [alias_(col(c, SPINE), c) for c in self.spine_columns]
         for f in self.features:
             if f.fg is None:
                 if f.alias != f.feature:
-                    selects.append(exp.alias_(col(f.feature, SPINE), ident(f.alias)))
+                    selects.append(alias_(col(f.feature, SPINE), f.alias))
                 continue
-            selects.append(exp.alias_(col(f.feature, self._alias_of(f.fg)), ident(f.alias)))
-        q = q.select(*selects)
+            selects.append(alias_(col(f.feature, self._alias_of(f.fg)), f.alias))
+        q.set("expressions", selects)
         return self._finish(q)
 
     def _finish(self, q: exp.Select) -> exp.Select:
@@ -264,16 +268,16 @@ class FeaturePlan:
             return q
         names = set(self.output_names)
         star = exp.Star(**({"except_": [col(ROW)]} if has_row else {}))
-        outer = exp.select(star).from_(q.subquery("q"))
+        outer = select_from([star], subquery(q, "q"))
         if self.where is not None:
-            outer = outer.where(_unqualify(self.where.this.copy(), names))
+            outer = outer.where(_unqualify(self.where.this.copy(), names), copy=False)
         if self.order is not None:
             outer.set("order", _unqualify(self.order.copy(), names))
         elif self.spine is not None:
             if has_row:
-                outer = outer.order_by(col(ROW))
+                outer = outer.order_by(col(ROW), copy=False)
             else:
-                outer = outer.order_by(*[col(c) for c in self.spine_columns])
+                outer = outer.order_by(*[col(c) for c in self.spine_columns], copy=False)
         if self.limit is not None:
             outer.set("limit", self.limit.copy())
         if self.offset is not None:
@@ -361,6 +365,7 @@ def plan_features(
     spine_columns: list[str] = []
     spine_input: pa.Table | None = None
     spine_fg: FeatureGroup | None = None
+    spine_schema = pa.schema([])
     if spine is not None:
         spine_input = as_arrow(spine)
         spine_input = spine_input.append_column(
@@ -381,8 +386,17 @@ def plan_features(
         ):
             spine_fg = latest.get(rel.name) or by_version[rel.name]
         spine_rel = _bind_relation(store, rel, bind_feature_groups)
-        probe = exp.select(exp.Star()).from_(spine_rel.copy()).limit(0)
-        spine_columns = store.engine.query(probe.sql(DIALECT)).column_names
+        if spine_fg is not None:
+            spine_schema = pa.schema(
+                [
+                    pa.field(f.name, f.ftype.arrow, nullable=f.name not in _not_null(spine_fg))
+                    for f in spine_fg.features
+                ]
+            )
+        else:
+            probe = exp.select(exp.Star()).from_(spine_rel.copy()).limit(0)
+            spine_schema = store.engine.query(probe.sql(DIALECT)).schema
+        spine_columns = spine_schema.names
     spine_names = {spine_alias} if spine_alias else set()
     if spine_fg is not None:
         spine_names |= {spine_fg.name, spine_fg.qualified_name}
@@ -540,6 +554,7 @@ def plan_features(
         key_columns=key_columns,
         spine=spine_rel,
         spine_columns=spine_columns,
+        spine_types={f.name: f for f in spine_schema},
         spine_input=spine_input,
         where=node.args.get("where"),
         order=node.args.get("order"),
@@ -582,6 +597,21 @@ def plan_features(
     if spine_rel is None and plan.as_of_us is None and plan.system_time_us is None:
         plan.lookup_keys = _lookup_keys(plan)
     return plan
+
+
+def _not_null(fg: FeatureGroup) -> set[str]:
+    return set(fg.primary_key) | ({fg.event_time} if fg.event_time else set())
+
+
+def _non_nullable_where_full(table: pa.Table) -> pa.Table:
+    """Mark columns without nulls non-nullable, so the engine reads them as
+    plain (not Nullable) types and joins them without conversions."""
+    fields = [
+        f.with_nullable(False) if f.nullable and table.column(i).null_count == 0 else f
+        for i, f in enumerate(table.schema)
+    ]
+    schema = pa.schema(fields, metadata=table.schema.metadata)
+    return table if schema.equals(table.schema) else table.cast(schema)
 
 
 def _hint(name: str, candidates: list[str]) -> str | None:
