@@ -15,6 +15,7 @@ from fsql.on_demand import push_down
 from fsql.params import bind
 from fsql.sql.dialect import parse
 from fsql.statements import executor_for
+from fsql.training.dataset import bind_training_dataset
 
 if TYPE_CHECKING:
     from fsql.store import Store
@@ -41,7 +42,7 @@ def run_statement(store: Store, statement: exp.Expr) -> pa.Table:
 def run_plain(store: Store, statement: exp.Expr) -> pa.Table:
     """Plain SQL: feature groups are tables (``fg`` latest, ``fg_vN``)."""
     rewritten = push_down(bind_feature_groups(store, statement))
-    return store.engine.query(rewritten.sql(DIALECT))
+    return store.engine.query(rewritten.sql(DIALECT), rewritten.meta.get("fsql_inputs", ()))
 
 
 def bind_feature_groups(store: Store, statement: exp.Expression) -> exp.Expression:
@@ -55,6 +56,8 @@ def bind_feature_groups(store: Store, statement: exp.Expression) -> exp.Expressi
         if table.db or table.name in ctes or not table.name:
             continue
         fg = latest.get(table.name) or by_version.get(table.name)
+        if fg is None and bind_training_dataset(store, statement, table):
+            continue  # a training dataset: its files, as an Arrow input
         if fg is None:
             raise UndefinedObject(
                 f'relation "{table.name}" does not exist',

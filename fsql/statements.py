@@ -23,6 +23,7 @@ EXECUTORS: dict[type[exp.Expr], Executor] = {}
 EXECUTOR_MODULES: tuple[str, ...] = (
     "fsql.feature_statements",
     "fsql.connector_statements",
+    "fsql.training_statements",
 )
 
 _loaded = False

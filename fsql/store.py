@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -19,6 +19,9 @@ from fsql.offline import OfflineStore
 from fsql.online.api import OnlineMixin
 from fsql.tables import as_arrow
 from fsql.types import FeatureType, from_arrow, from_name
+
+if TYPE_CHECKING:
+    from fsql.training.dataset import RebuildResult, TrainingDataset
 
 CONFIG_FILE = "fsql.json"
 
@@ -300,6 +303,82 @@ class Store(OnlineMixin):
             self, features, spine=spine, as_of=as_of, system_time=system_time, where=where
         )
 
+    # training datasets ----------------------------------------------------
+
+    def create_training_dataset(
+        self,
+        name: str,
+        query: str | None = None,
+        *,
+        data: Any = None,
+        version: int | None = None,
+        description: str = "",
+        format: str = "parquet",
+        splits: str | Mapping[str, float] | None = None,
+        seed: int | None = None,
+        split_by: str | None = None,
+        train_until: Any = None,
+        validation_until: Any = None,
+        split_key: str | Sequence[str] | None = None,
+        label: str | Sequence[str] | None = None,
+        location: str | Path | None = None,
+    ) -> TrainingDataset:
+        """Materialize ``query`` (FSQL text: ``SELECT FEATURES ...`` or a
+        plain SELECT) or ``data`` (Arrow/pandas/polars; cannot be rebuilt) as
+        a new immutable training dataset version. ``splits`` is
+        ``'train:0.8,test:0.2'`` or ``{'train': 0.8, 'test': 0.2}``."""
+        from fsql.training.dataset import create
+
+        if isinstance(splits, Mapping):
+            splits = ",".join(f"{k}:{v}" for k, v in splits.items())
+        options = {
+            "format": format,
+            "splits": splits,
+            "seed": seed,
+            "split_by": split_by,
+            "train_until": train_until,
+            "validation_until": validation_until,
+            "split_key": _joined(split_key),
+            "label": _joined(label),
+            "location": str(location) if location is not None else None,
+        }
+        return create(
+            self, name, query, data=data, version=version, description=description,
+            options={k: v for k, v in options.items() if v is not None},
+        )  # fmt: skip
+
+    def get_training_dataset(self, name: str, version: int | None = None) -> TrainingDataset:
+        from fsql.training.dataset import get
+
+        return get(self, name, version)
+
+    def training_datasets(self) -> pa.Table:
+        """One row per training dataset version."""
+        from fsql.training.dataset import listing
+
+        return listing(self)
+
+    def drop_training_dataset(self, name: str, version: int | None = None) -> int:
+        """Drop one version (or every version); returns how many."""
+        from fsql.training.dataset import drop
+
+        return drop(self, name, version)
+
+    def rebuild_training_dataset(
+        self, name: str, version: int | None = None, *, location: str | None = None
+    ) -> RebuildResult:
+        """Re-run a version's recorded query at its recorded system time and
+        compare with what was recorded (see :func:`fsql.training.dataset.rebuild`)."""
+        from fsql.training.dataset import rebuild
+
+        return rebuild(self, name, version, location=location)
+
+    def lineage(self, name: str) -> pa.Table:
+        """Training datasets that use a feature group or feature."""
+        from fsql.training.dataset import lineage
+
+        return lineage(self, name)
+
 
 def _columns(
     schema: Mapping[str, str] | pa.Schema | None, table: pa.Table | None
@@ -357,3 +436,7 @@ def _check_names(
             "descriptions given for unknown features: " + ", ".join(unknown),
             hint="Columns: " + ", ".join(columns),
         )
+
+
+def _joined(value: str | Sequence[str] | None) -> str | None:
+    return value if value is None or isinstance(value, str) else ",".join(value)

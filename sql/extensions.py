@@ -25,6 +25,7 @@ _STATEMENTS: dict[tuple[str, ...], StatementParser] = {}
 EXTENSION_MODULES: tuple[str, ...] = (
     "fsql.sql.feature_statements",
     "fsql.sql.connector_statements",
+    "fsql.sql.training_statements",
 )
 
 _loaded = False

@@ -1,0 +1,234 @@
+"""Statistics of a training dataset, per split and for the whole dataset,
+computed in the engine (ClickHouse SQL over the Arrow rows).
+
+Per column: ``count`` (rows), ``nulls``, ``distinct`` (an estimate:
+ClickHouse ``uniq``), and by type ``min``/``max``/``mean``/``stddev``
+(numbers; NaN and infinities are left out of these), ``histogram`` (numbers:
+equal-width bins over the whole dataset's range, the same edges for every
+split), and ``label_balance`` for label columns (count and fraction per
+value, the 50 most frequent).
+
+The whole dataset is the split ``*``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from fsql.connectors.engine import Engine, input_ref
+
+ALL = "*"
+SPLIT_COLUMN = "__fsql_split"
+HISTOGRAM_BINS = 10
+LABEL_VALUES = 50
+DIALECT = "clickhouse"
+
+
+def _ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def _col(name: str) -> exp.Column:
+    return exp.Column(this=_ident(name))
+
+
+def _kind(t: pa.DataType) -> str:
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "number"
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return "time"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    if pa.types.is_null(t):
+        return "null"
+    return "other"
+
+
+def _json(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, bool | int | str):
+        return v
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, datetime | date | time):
+        return v.isoformat(sep=" ") if isinstance(v, datetime) else v.isoformat()
+    if isinstance(v, bytes):
+        return v.hex()
+    return str(v)
+
+
+def _aggregates(name: str, t: pa.DataType, i: int) -> list[exp.Expr]:
+    c = _col(name)
+    kind = _kind(t)
+    out: list[exp.Expr] = [
+        exp.alias_(
+            exp.func("countIf", exp.Is(this=c.copy(), expression=exp.Null())), f"a{i}_nulls"
+        ),
+    ]
+    if kind == "null":
+        return out
+    if kind != "other" or pa.types.is_list(t) or pa.types.is_binary(t):
+        out.append(exp.alias_(exp.func("uniq", c.copy()), f"a{i}_distinct"))
+    if kind == "number":
+        x: exp.Expr = c.copy()
+        if pa.types.is_floating(t):
+            x = exp.func("if", exp.func("isFinite", c.copy()), c.copy(), exp.Null())
+        elif pa.types.is_decimal(t):
+            x = exp.func("toFloat64", c.copy())
+        out += [
+            exp.alias_(exp.func("min", x.copy()), f"a{i}_min"),
+            exp.alias_(exp.func("max", x.copy()), f"a{i}_max"),
+            exp.alias_(exp.func("avg", x.copy()), f"a{i}_mean"),
+            exp.alias_(exp.func("stddevSamp", x.copy()), f"a{i}_stddev"),
+        ]
+    elif kind == "bool":
+        as_int = exp.func("toUInt8", c.copy())
+        out.append(exp.alias_(exp.func("avg", as_int), f"a{i}_mean"))
+    elif kind in ("time", "text"):
+        out += [
+            exp.alias_(exp.func("min", c.copy()), f"a{i}_min"),
+            exp.alias_(exp.func("max", c.copy()), f"a{i}_max"),
+        ]
+    return out
+
+
+def compute(
+    engine: Engine,
+    parts: dict[str, pa.Table],
+    *,
+    labels: list[str] | None = None,
+    bins: int = HISTOGRAM_BINS,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{split: {column: {stat: value}}}``, with split ``*`` for the whole."""
+    names = list(parts)
+    if not names:
+        return {}
+    schema = next(iter(parts.values())).schema
+    tables = [
+        t.append_column(SPLIT_COLUMN, pa.array([s] * t.num_rows, pa.string()))
+        for s, t in parts.items()
+    ]
+    data = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    split = _col(SPLIT_COLUMN)
+    aggs: list[exp.Expr] = [exp.alias_(exp.func("count"), "rows")]
+    for i, f in enumerate(schema):
+        aggs += _aggregates(f.name, f.type, i)
+    per_split = engine.query(
+        exp.select(split.copy(), *aggs).from_(input_ref(0)).group_by(split.copy()).sql(DIALECT),
+        [data],
+    )
+    whole = engine.query(exp.select(*aggs).from_(input_ref(0)).sql(DIALECT), [data])
+    rows: dict[str, dict[str, Any]] = {s: {} for s in names}
+    for r in per_split.to_pylist():
+        rows[r.pop(SPLIT_COLUMN)] = r
+    rows[ALL] = whole.to_pylist()[0]
+    result: dict[str, dict[str, dict[str, Any]]] = {}
+    for s in [*names, ALL]:
+        r = rows.get(s) or {}
+        n = int(r.get("rows") or 0)
+        cols: dict[str, dict[str, Any]] = {}
+        for i, f in enumerate(schema):
+            stats: dict[str, Any] = {"count": n}
+            prefix = f"a{i}_"
+            for key, value in r.items():
+                if key.startswith(prefix):
+                    stats[key[len(prefix) :]] = _json(value)
+            if n == 0:
+                stats.setdefault("nulls", 0)
+            cols[f.name] = stats
+        result[s] = cols
+    for f in schema:
+        if _kind(f.type) == "number":
+            _histograms(engine, data, f.name, f.type, result, bins)
+    for label in labels or []:
+        _label_balance(engine, data, label, result)
+    return result
+
+
+def _histograms(
+    engine: Engine,
+    data: pa.Table,
+    name: str,
+    t: pa.DataType,
+    result: dict[str, dict[str, dict[str, Any]]],
+    bins: int,
+) -> None:
+    lo, hi = result[ALL][name].get("min"), result[ALL][name].get("max")
+    if lo is None or hi is None:
+        return
+    lo, hi = float(lo), float(hi)
+    width = (hi - lo) / bins if hi > lo else 0.0
+    x = exp.func("toFloat64", _col(name))
+    if width > 0:
+        bucket: exp.Expr = exp.func(
+            "least",
+            exp.func(
+                "toUInt32",
+                exp.func(
+                    "floor",
+                    exp.Div(
+                        this=exp.Paren(this=exp.Sub(this=x.copy(), expression=_number(lo))),
+                        expression=_number(width),
+                    ),
+                ),
+            ),
+            exp.Literal.number(bins - 1),
+        )
+    else:
+        bucket = exp.Literal.number(0)
+    split = _col(SPLIT_COLUMN)
+    q = (
+        exp.select(split.copy(), exp.alias_(bucket, "b"), exp.alias_(exp.func("count"), "n"))
+        .from_(input_ref(0))
+        .where(exp.func("isFinite", x.copy()))
+        .group_by(split.copy(), exp.column("b"))
+    )
+    counts = engine.query(q.sql(DIALECT), [data])
+    n_bins = bins if width > 0 else 1
+    per: dict[str, np.ndarray] = {s: np.zeros(n_bins, dtype=np.int64) for s in result}
+    for s, b, n in zip(*(counts.column(i).to_pylist() for i in range(3)), strict=True):
+        per[s][int(b)] += int(n)
+        per[ALL][int(b)] += int(n)
+    edges = [lo + k * width for k in range(n_bins)] + [hi]
+    for s, hist in per.items():
+        result[s][name]["histogram"] = {"edges": edges, "counts": hist.tolist()}
+
+
+def _number(v: float) -> exp.Expr:
+    return exp.Literal.number(repr(float(v)))
+
+
+def _label_balance(
+    engine: Engine, data: pa.Table, label: str, result: dict[str, dict[str, dict[str, Any]]]
+) -> None:
+    split = _col(SPLIT_COLUMN)
+    value = _col(label)
+    q = (
+        exp.select(split.copy(), exp.alias_(value.copy(), "v"), exp.alias_(exp.func("count"), "n"))
+        .from_(input_ref(0))
+        .group_by(split.copy(), value.copy())
+    )
+    counts = engine.query(q.sql(DIALECT), [data])
+    per: dict[str, dict[Any, int]] = {s: {} for s in result}
+    for s, v, n in zip(*(counts.column(i).to_pylist() for i in range(3)), strict=True):
+        key = _json(v)
+        per[s][key] = per[s].get(key, 0) + int(n)
+        per[ALL][key] = per[ALL].get(key, 0) + int(n)
+    for s, values in per.items():
+        total = sum(values.values())
+        top = sorted(values.items(), key=lambda kv: (-kv[1], str(kv[0])))[:LABEL_VALUES]
+        result[s][label]["label_balance"] = [
+            {"value": v, "count": n, "fraction": n / total if total else 0.0} for v, n in top
+        ]
