@@ -48,6 +48,10 @@ def _create_connector(store: Store, node: exp.Expr) -> pa.Table:
         _literal(prop.this): _literal(prop.args["value"]) for prop in node.args.get("options") or []
     }
     description = node.args.get("description")
+    if node.args.get("exists") and any(
+        c.name == name for c in catalog_connectors.connectors(store.catalog, store.project)
+    ):
+        return _status(f"CONNECTOR {name} EXISTS")
     try:
         store.create_connector(
             name,

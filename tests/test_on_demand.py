@@ -1,0 +1,208 @@
+"""Connector statements, secrets and on-demand feature groups end to end
+(against the real local PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pyarrow as pa
+import pytest
+from conftest import require_service
+
+from fsql.errors import FsqlError
+
+PG = "host '127.0.0.1', port '5432', database 'test', user 'postgres'"
+
+
+@pytest.fixture
+def pg_table():
+    """A unique PostgreSQL table with three customers; dropped afterwards."""
+    require_service("postgres")
+    import psycopg
+
+    name = f"od_t_{uuid.uuid4().hex[:10]}"
+    conn = psycopg.connect(host="127.0.0.1", user="postgres", dbname="test", autocommit=True)
+    conn.execute(f"CREATE TABLE {name} (id bigint, age int, updated_at timestamp)")
+    conn.execute(
+        f"INSERT INTO {name} VALUES (1, 30, '2024-01-01'), (2, 40, '2024-01-02'), "
+        "(3, 50, '2024-01-03')"
+    )
+    try:
+        yield name, conn
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
+        conn.close()
+
+
+def test_connector_statements(store, pg_table, monkeypatch):
+    t, _ = pg_table
+    monkeypatch.setenv("FSQL_TEST_CRM_PW", "pw-never-shown-7f3a")
+    store.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG}, password_env 'FSQL_TEST_CRM_PW')")
+    out = store.sql("CREATE CONNECTOR IF NOT EXISTS crm TYPE postgres OPTIONS (database 'x')")
+    assert out.column(0).to_pylist() == ["CONNECTOR crm EXISTS"]
+    with pytest.raises(FsqlError) as e:
+        store.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG})")
+    assert e.value.sqlstate == "42P07"
+    shown = store.sql("SHOW CONNECTORS").to_pylist()
+    assert [r["name"] for r in shown] == ["crm"] and shown[0]["type"] == "postgres"
+    assert "FSQL_TEST_CRM_PW" in shown[0]["options"]
+    desc = dict(
+        (r["property"], r["value"]) for r in store.sql("DESCRIBE CONNECTOR crm").to_pylist()
+    )
+    assert desc["option password_env"] == "FSQL_TEST_CRM_PW"
+    assert desc["option host"] == "127.0.0.1"
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP profile CONNECTOR crm PRIMARY KEY (customer_id) "
+        f"EVENT TIME updated_at DESCRIPTION 'from the CRM' METADATA ('owner' = 'crm-team') "
+        f"AS SELECT id AS customer_id, age, updated_at FROM {t}"
+    )
+    assert store.sql("SHOW CONNECTORS LIKE 'cr%'").column("feature_groups").to_pylist() == [
+        "profile"
+    ]
+    assert store.sql("SHOW CONNECTORS LIKE 'zz%'").num_rows == 0
+    fg = store.get_feature_group("profile")
+    assert fg.description == "from the CRM" and fg.get_metadata() == {"owner": "crm-team"}
+    assert store.sql("SELECT FEATURES age WHERE customer_id = 2").column("age").to_pylist() == [40]
+    with pytest.raises(FsqlError) as e:
+        store.sql("DROP CONNECTOR crm")
+    assert e.value.sqlstate == "2BP01" and "profile" in str(e.value)
+    with pytest.raises(FsqlError) as e:
+        fg.insert(pa.table({"customer_id": [1]}))
+    assert e.value.sqlstate == "0A000"
+    store.sql("DROP FEATURE GROUP profile")
+    store.sql("DROP CONNECTOR crm")
+    assert store.sql("SHOW CONNECTORS").num_rows == 0
+    assert store.sql("DROP CONNECTOR IF EXISTS crm").column(0).to_pylist()[0].endswith("SKIPPING")
+    with pytest.raises(FsqlError) as e:
+        store.sql("DESCRIBE CONNECTOR crm")
+    assert e.value.sqlstate == "42P01"
+
+
+def test_python_api(store, pg_table):
+    t, _ = pg_table
+    info = store.create_connector(
+        "crm", "postgres", {"host": "127.0.0.1", "database": "test", "user": "postgres"}
+    )
+    assert info["type"] == "postgres" and info["options"]["port"] == "5432"
+    fg = store.create_on_demand_feature_group(
+        "profile",
+        connector="crm",
+        query=f"SELECT id AS customer_id, age, updated_at FROM {t}",
+        primary_key=["customer_id"],
+        event_time="updated_at",
+        features={"age": "age in years"},
+    )
+    assert [f.description for f in fg.features if f.name == "age"] == ["age in years"]
+    assert fg.read().column("age").to_pylist() == [30, 40, 50]
+    assert store.connectors().column("name").to_pylist() == ["crm"]
+    assert store.describe_connector("crm")["feature_groups"] == ["profile"]
+    spine = pa.table(
+        {
+            "customer_id": [3, 1, 9],
+            "ts": [dt.datetime(2024, 1, 2), dt.datetime(2024, 2, 1), dt.datetime(2024, 2, 1)],
+        }
+    )
+    got = store.get_features(["age"], spine=spine, as_of="ts")
+    assert got.column("age").to_pylist() == [None, 30, None]
+    fg.drop()
+    store.drop_connector("crm")
+    assert store.connectors().num_rows == 0
+
+
+def test_secrets_are_never_stored_or_shown(store, store_path, pg_table, monkeypatch, tmp_path):
+    t, conn = pg_table
+    secret = "s3cret-" + uuid.uuid4().hex
+    monkeypatch.setenv("FSQL_TEST_PG_SECRET", secret)
+    with pytest.raises(FsqlError) as e:  # a plain password is refused
+        store.sql(f"CREATE CONNECTOR bad TYPE postgres OPTIONS ({PG}, password '{secret}')")
+    assert e.value.sqlstate == "28000" and secret not in str(e.value)
+    assert store.connectors().num_rows == 0
+    store.sql(
+        f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG}, password_env 'FSQL_TEST_PG_SECRET')"
+    )
+    file = tmp_path / "pw"
+    file.write_text(secret + "\n")
+    store.create_connector(
+        "crm2",
+        "postgres",
+        {"host": "127.0.0.1", "database": "test", "user": "postgres", "password_file": str(file)},
+    )
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) EVENT TIME updated_at "
+        f"AS SELECT id, age, updated_at FROM {t}"
+    )
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP p2 CONNECTOR crm2 PRIMARY KEY (id) "
+        f"AS SELECT id, age FROM {t}"
+    )
+    assert store.sql("SELECT count(*) AS n FROM p2").column("n").to_pylist() == [3]
+    texts = [
+        str(store.sql("SHOW CONNECTORS").to_pylist()),
+        str(store.sql("DESCRIBE CONNECTOR crm").to_pylist()),
+        str(store.sql("DESCRIBE CONNECTOR crm2").to_pylist()),
+        "\n".join(store.sql("EXPLAIN SELECT * FROM p WHERE id = 1").column(0).to_pylist()),
+        "\n".join(store.sql("EXPLAIN SELECT FEATURES p.age").column(0).to_pylist()),
+    ]
+    conn.execute(f"ALTER TABLE {t} RENAME COLUMN age TO age_years")
+    with pytest.raises(FsqlError) as e:
+        store.sql("SELECT * FROM p")
+    texts.append(str(e.value))
+    conn.execute(f"ALTER TABLE {t} RENAME COLUMN age_years TO age")
+    for text in texts:
+        assert secret not in text
+    store.close()
+    for f in store_path.rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
+
+
+def test_missing_secret_at_read(store, pg_table, monkeypatch):
+    t, _ = pg_table
+    monkeypatch.setenv("FSQL_TEST_PG_SECRET2", "x")
+    store.sql(
+        f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG}, password_env 'FSQL_TEST_PG_SECRET2')"
+    )
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) AS SELECT id FROM {t}"
+    )
+    monkeypatch.delenv("FSQL_TEST_PG_SECRET2")
+    with pytest.raises(FsqlError) as e:
+        store.sql("SELECT * FROM p")
+    assert e.value.sqlstate == "28000"
+    assert 'connector "crm"' in str(e.value) and "FSQL_TEST_PG_SECRET2" in str(e.value)
+
+
+def test_bad_connector_definitions(store):
+    with pytest.raises(FsqlError) as e:
+        store.sql("CREATE CONNECTOR x TYPE postgress OPTIONS (database 'test')")
+    assert e.value.sqlstate == "22023" and "postgres" in (e.value.hint or "")
+    with pytest.raises(FsqlError) as e:
+        store.sql("CREATE CONNECTOR x TYPE postgres OPTIONS (database 'test', hots 'h')")
+    assert e.value.sqlstate == "22023" and "hots" in str(e.value) and "host" in (e.value.hint or "")
+    with pytest.raises(FsqlError) as e:
+        store.sql("CREATE CONNECTOR x TYPE mysql OPTIONS (host 'h')")
+    assert e.value.sqlstate == "22023" and "database" in str(e.value)
+    with pytest.raises(FsqlError) as e:
+        store.sql("CREATE CONNECTOR x OPTIONS (database 'test')")
+    assert e.value.sqlstate == "42601"
+    with pytest.raises(FsqlError) as e:
+        store.sql(
+            "CREATE ON DEMAND FEATURE GROUP p CONNECTOR nope PRIMARY KEY (id) AS SELECT 1 AS id"
+        )
+    assert e.value.sqlstate == "42P01" and "nope" in str(e.value)
+    with pytest.raises(FsqlError) as e:
+        store.sql("CREATE ON DEMAND FEATURE GROUP p PRIMARY KEY (id) AS SELECT 1 AS id")
+    assert e.value.sqlstate == "42601" and "CONNECTOR" in str(e.value)
+    assert store.connectors().num_rows == 0 and store.feature_groups() == []
+
+
+def test_on_demand_has_no_change_feed(store, pg_table):
+    t, _ = pg_table
+    store.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG})")
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) AS SELECT id FROM {t}"
+    )
+    with pytest.raises(FsqlError) as e:
+        store.offline.source(store.catalog.feature_group(store.project, "p"), since_us=0)
+    assert e.value.sqlstate == "0A000"
