@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 def run(store: Store, text: str, params: Sequence[Any] | None = None) -> pa.Table:
     """Run every statement in ``text``; return the last one's result.
     ``params`` bind ``$1, $2, ...``."""
+    online_sql = getattr(store, "online_sql", None)  # fsql.online: cached key lookups
+    if online_sql is not None:
+        found = online_sql(text, params)
+        if found is not None:
+            return found
     result = pa.table({})
     for statement in parse(text):
         if params:

@@ -43,6 +43,11 @@ class OnlineMixin:
         """Planner hook: answer a pure key lookup from the online store."""
         return self.online.online_lookup(plan)
 
+    def online_sql(self, text: str, params: Any = None) -> pa.Table | None:
+        """Statement hook: a ``SELECT FEATURES ... WHERE key = $1`` seen before
+        is answered from its cached plan (None: run the statement normally)."""
+        return self.online.online_sql(text, params)
+
     def get_feature_vector(
         self, features: Any, entity: Mapping[str, Any], *, return_type: str = "list"
     ) -> Any:

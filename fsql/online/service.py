@@ -117,6 +117,7 @@ class OnlineService:
         self._backend: OnlineStore | None = None
         self._codecs: dict[int, Codec] = {}
         self._plans: dict[Any, VectorPlan] = {}
+        self._statements: dict[str, Any] = {}  # fsql.online.prepared
         self._lock = threading.RLock()
         self._engine = store.catalog.engine
         event.listen(self._engine, "after_cursor_execute", self._on_catalog_sql)
@@ -149,6 +150,7 @@ class OnlineService:
             "feature_groups" in statement or "features" in statement
         ):
             self._plans.clear()
+            self._statements.clear()
 
     # feature groups -----------------------------------------------------------
 
@@ -513,6 +515,13 @@ class OnlineService:
         )
 
     # the planner's hook ---------------------------------------------------------
+
+    def online_sql(self, text: str, params: Sequence[Any] | None = None) -> pa.Table | None:
+        """Answer statement text that is a key lookup of online groups from a
+        cached plan (None: not one; run it normally)."""
+        from fsql.online.prepared import run
+
+        return run(self, text, params)
 
     def online_lookup(self, plan: Any) -> pa.Table | None:
         """Answer a planned ``SELECT FEATURES ... WHERE key = ...`` from the

@@ -447,6 +447,31 @@ def test_select_features_key_lookup_is_served_online(ostore: fsql.Store) -> None
     assert out.column("amount").to_pylist() == [-999.0]
 
 
+def test_lookup_statements_are_planned_once(ostore: fsql.Store) -> None:
+    make_groups(ostore)
+    text = "SELECT FEATURES amount, age WHERE customer_id = $1"
+    first = ostore.sql(text, params=[2])
+    assert first.to_pylist() == [{"customer_id": 2, "amount": 3.0, "age": 22}]
+    cached = ostore.online._statements[text]
+    assert ostore.sql(text, params=[3]).to_pylist() == [
+        {"customer_id": 3, "amount": 4.5, "age": 23}
+    ]
+    assert ostore.online._statements[text] is cached  # not planned again
+    assert ostore.sql(text, params=[404]).num_rows == 0
+    batch = ostore.sql("SELECT FEATURES age WHERE customer_id IN ($1, $2, 5)", params=[1, 1])
+    assert batch.to_pylist() == [{"customer_id": 1, "age": 21}, {"customer_id": 5, "age": 25}]
+    # a mistyped parameter is not answered from the cache: the executor reports it
+    with pytest.raises(FsqlError):
+        ostore.sql(text, params=["x"])
+    # a catalog change (a new version, an online toggle) drops the cached plans
+    ostore.set_online("profile", False)
+    assert text not in ostore.online._statements
+    assert ostore.sql(text, params=[2]).to_pylist() == [
+        {"customer_id": 2, "amount": 3.0, "age": 22}
+    ]
+    assert ostore.online._statements[text] is not cached
+
+
 # --------------------------------------------------------------------------
 # an online server going away mid-commit
 
