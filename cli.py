@@ -330,5 +330,12 @@ def check_consistency(state: CliState, fg_name: str, version: int | None, fmt: s
         raise SystemExit(1)
 
 
+# serve (the Postgres-wire server lives in fsql.server) -----------------------
+
+from fsql.server.cli import serve as _serve  # noqa: E402
+
+main.add_command(_serve)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))

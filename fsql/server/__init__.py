@@ -1,0 +1,1 @@
+"""The Postgres-wire server: psql, JDBC and BI tools reach the store."""

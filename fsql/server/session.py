@@ -1,0 +1,993 @@
+"""One client connection: startup, authentication, the simple and extended
+query protocols, cursors, COPY and relaying catalog queries to the mirror."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import decimal
+import logging
+import secrets
+import struct
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from fsql.errors import FsqlError
+from fsql.server import encode, route
+from fsql.server import protocol as p
+from fsql.server.auth import MECHANISM, AuthFailed, ScramClient, ScramServer
+
+if TYPE_CHECKING:
+    from fsql.server.server import Server
+
+log = logging.getLogger("fsql.server")
+
+BATCH_ROWS = 32768
+STARTUP_TIMEOUT = 60.0
+_TERMINAL = {
+    "P": b"1",
+    "B": b"2",
+    "C": b"3",
+    "DS": b"Tn",
+    "DP": b"Tn",
+    "E": b"CsI",
+}
+
+
+class QueryCanceled(FsqlError):
+    sqlstate = "57014"
+
+
+class Closed(Exception):
+    """The client went away or must be disconnected."""
+
+
+@dataclass
+class Prepared:
+    text: str
+    route: route.Route
+    param_oids: list[int]
+    fields: list[encode.Field] | None = None  # as described (text formats)
+
+
+@dataclass
+class Portal:
+    stmt: Prepared
+    params: list[Any]
+    formats: list[int]
+    result: pa.Table | None = None
+    pos: int = 0
+    fields: list[encode.Field] | None = None
+    done: bool = False
+    rows_sent: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend:
+    """A connection to the catalog mirror PostgreSQL, one per client session."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.pid = 0
+        self.secret = b""
+        self.status = b"I"
+
+    @classmethod
+    async def connect(cls, server: Server, database: str, app: str) -> Backend:
+        target = server.mirror.target
+        assert target is not None
+        if target.unix_path:
+            r, w = await asyncio.open_unix_connection(target.unix_path)
+        else:
+            r, w = await asyncio.open_connection(target.host, target.port)
+        b = cls(r, w)
+        params = {
+            "user": target.user,
+            "database": database,
+            "application_name": app or "fsql",
+            "client_encoding": "UTF8",
+            "DateStyle": "ISO, MDY",
+            "TimeZone": "UTC",
+            "IntervalStyle": "postgres",
+            "extra_float_digits": "3",
+        }
+        body = (
+            struct.pack("!i", p.PROTOCOL_V3)
+            + b"".join(p.cstr(k) + p.cstr(v) for k, v in params.items())
+            + b"\0"
+        )
+        w.write(struct.pack("!i", len(body) + 4) + body)
+        scram: ScramClient | None = None
+        while True:
+            kind, raw = await b.read()
+            payload = raw[5:]
+            if kind == b"R":
+                code = struct.unpack_from("!i", payload)[0]
+                if code == 0:
+                    continue
+                if code == 3:  # cleartext
+                    w.write(p.msg(b"p", p.cstr(target.password or "")))
+                elif code == 10:
+                    scram = ScramClient(target.password or "")
+                    first = scram.first()
+                    w.write(p.msg(b"p", p.cstr(MECHANISM) + struct.pack("!i", len(first)) + first))
+                elif code == 11 and scram is not None:
+                    w.write(p.msg(b"p", scram.final(payload[4:])))
+                elif code == 12:
+                    continue
+                else:
+                    raise FsqlError(
+                        "the mirror asks for an unsupported authentication", sqlstate="08004"
+                    )
+            elif kind == b"K":
+                b.pid = struct.unpack_from("!i", payload)[0]
+                b.secret = payload[4:]
+            elif kind == b"E":
+                raise _error_of(payload)
+            elif kind == b"Z":
+                b.status = payload[:1]
+                return b
+
+    async def read(self) -> tuple[bytes, bytes]:
+        head = await self.reader.readexactly(5)
+        n = struct.unpack_from("!i", head, 1)[0]
+        body = await self.reader.readexactly(n - 4)
+        return head[:1], head + body
+
+    def send(self, raw: bytes) -> None:
+        self.writer.write(raw)
+
+    def close(self) -> None:
+        try:
+            self.writer.write(p.msg(b"X"))
+            self.writer.close()
+        except Exception:
+            pass
+
+
+def _error_of(payload: bytes) -> FsqlError:
+    fields: dict[str, str] = {}
+    for part in payload.split(b"\0"):
+        if part:
+            fields[chr(part[0])] = part[1:].decode(errors="replace")
+    return FsqlError(
+        fields.get("M", "mirror error"),
+        sqlstate=fields.get("C", "XX000"),
+        hint=fields.get("H"),
+        position=int(fields["P"]) if fields.get("P", "").isdigit() else None,
+    )
+
+
+class Session:
+    def __init__(
+        self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.pid = server.next_pid()
+        self.secret = secrets.randbits(31)
+        self.user = ""
+        self.database = ""
+        self.app = ""
+        self.backend: Backend | None = None
+        self.backend_lock = asyncio.Lock()
+        self.pending: list[str] = []  # forwarded extended messages awaiting replies
+        self.backend_in_cycle = False
+        self.statements: dict[str, Prepared] = {}
+        self.portals: dict[str, Portal] = {}
+        self.mirror_portals: set[str] = set()
+        self.skip_until_sync = False
+        self.canceled = asyncio.Event()
+        self.busy_mirror = False
+
+    # plumbing ---------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.writer.is_closing():
+            raise Closed()
+        self.writer.write(data)
+
+    async def flush(self) -> None:
+        try:
+            await self.writer.drain()
+        except (ConnectionError, RuntimeError) as e:
+            raise Closed() from e
+
+    async def read_exactly(self, n: int) -> bytes:
+        try:
+            return await self.reader.readexactly(n)
+        except (asyncio.IncompleteReadError, ConnectionError) as e:
+            raise Closed() from e
+
+    def status(self) -> bytes:
+        return self.backend.status if self.backend is not None else b"I"
+
+    # lifecycle --------------------------------------------------------------
+
+    async def serve(self) -> None:
+        try:
+            ok = await asyncio.wait_for(self.startup(), STARTUP_TIMEOUT)
+            if ok:
+                self.server.register(self)
+                await self.loop()
+        except (Closed, TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except FsqlError as e:  # fatal: startup, authentication, protocol
+            try:
+                self.writer.write(
+                    p.error_response(e.message, e.sqlstate, severity="FATAL", hint=e.hint)
+                )
+                await asyncio.wait_for(self.writer.drain(), 5)
+            except Exception:
+                pass
+        except Exception:
+            log.exception("session failed")
+        finally:
+            self.server.unregister(self)
+            if self.backend is not None:
+                self.backend.close()
+            self.portals.clear()
+            try:
+                self.writer.close()
+            except Exception:
+                pass
+
+    async def startup(self) -> bool:
+        while True:
+            head = await self.read_exactly(4)
+            n = struct.unpack("!i", head)[0]
+            if n < 8 or n > p.MAX_STARTUP:
+                raise p.ProtocolViolation("invalid length of startup packet")
+            body = await self.read_exactly(n - 4)
+            code = struct.unpack_from("!i", body)[0]
+            if code == p.SSL_REQUEST:
+                if (
+                    self.server.ssl_context is not None
+                    and self.writer.get_extra_info("sslcontext") is None
+                ):
+                    self.writer.write(b"S")
+                    await self.flush()
+                    await self.writer.start_tls(self.server.ssl_context)
+                else:
+                    self.writer.write(b"N")
+                continue
+            if code == p.GSSENC_REQUEST:
+                self.writer.write(b"N")
+                continue
+            if code == p.CANCEL_REQUEST:
+                if len(body) >= 12:
+                    pid, secret = struct.unpack_from("!ii", body, 4)
+                    await self.server.cancel(pid, secret)
+                return False
+            major, minor = code >> 16, code & 0xFFFF
+            if major != 3:
+                raise p.ProtocolViolation(
+                    f"unsupported frontend protocol {major}.{minor}: server supports 3.0",
+                    sqlstate="0A000",
+                )
+            params = p.parse_startup(body[4:])
+            if minor > 0 or any(k.startswith("_pq_.") for k in params):
+                unknown = [k for k in params if k.startswith("_pq_.")]
+                self.write(
+                    p.msg(
+                        b"v",
+                        struct.pack("!ii", 0, len(unknown)) + b"".join(p.cstr(u) for u in unknown),
+                    )
+                )
+            break
+        self.user = params.get("user", "")
+        if not self.user:
+            raise FsqlError("no PostgreSQL user name specified in startup packet", sqlstate="28000")
+        self.database = params.get("database") or self.user
+        self.app = params.get("application_name", "")
+        await self.authenticate()
+        projects = await asyncio.to_thread(self.server.store.catalog.projects)
+        if self.database not in projects:
+            raise FsqlError(
+                f'database "{self.database}" does not exist',
+                sqlstate="3D000",
+                hint="Each fsql project is a database: " + ", ".join(projects) + ".",
+            )
+        self.write(p.auth_ok())
+        for k, v in self.server.parameter_status(self).items():
+            self.write(p.parameter_status(k, v))
+        self.write(p.backend_key_data(self.pid, self.secret))
+        self.write(p.ready_for_query(b"I"))
+        await self.flush()
+        return True
+
+    async def authenticate(self) -> None:
+        if self.server.auth == "trust":
+            return
+        verifier = await asyncio.to_thread(self.server.lookup_user, self.user)
+        scram = ScramServer(self.user, verifier)
+        self.write(p.auth_sasl([MECHANISM]))
+        await self.flush()
+        kind, body = await self.read_message()
+        if kind != b"p":
+            raise p.ProtocolViolation("expected SASL response")
+        r = p.Reader(body)
+        mech = r.cstring()
+        if mech != MECHANISM:
+            raise AuthFailed("unsupported SASL mechanism", sqlstate="28000")
+        n = r.int32()
+        server_first = scram.first(r.bytes(n) if n >= 0 else b"")
+        self.write(p.auth_sasl_continue(server_first))
+        await self.flush()
+        kind, body = await self.read_message()
+        if kind != b"p":
+            raise p.ProtocolViolation("expected SASL response")
+        final = await asyncio.to_thread(scram.final, body)
+        self.write(p.auth_sasl_final(final))
+
+    async def read_message(self) -> tuple[bytes, bytes]:
+        head = await self.read_exactly(5)
+        n = struct.unpack_from("!i", head, 1)[0]
+        if n < 4 or n > p.MAX_MESSAGE:
+            raise p.ProtocolViolation(f"invalid message length {n}")
+        body = await self.read_exactly(n - 4) if n > 4 else b""
+        return head[:1], body
+
+    # the message loop -------------------------------------------------------
+
+    async def loop(self) -> None:
+        while True:
+            kind, body = await self.read_message()
+            if kind == b"X":
+                return
+            try:
+                if kind == b"Q":
+                    await self.simple_query(body)
+                elif kind in b"PBDECH" and len(kind) == 1:
+                    if self.skip_until_sync:
+                        continue
+                    await self.extended(kind, body)
+                elif kind == b"S":
+                    await self.sync()
+                elif kind in (b"d", b"c", b"f"):
+                    continue  # copy data outside COPY FROM: ignored, as PostgreSQL does
+                else:
+                    raise p.ProtocolViolation(f"invalid frontend message type {kind[0]}")
+            except p.ProtocolViolation:
+                raise
+            except FsqlError as e:
+                if not isinstance(e, _Skip):
+                    self.write(p.error_from(e))
+                if kind == b"Q":
+                    self.write(p.ready_for_query(self.status()))
+                else:
+                    self.skip_until_sync = True
+                await self.flush()
+
+    # simple query -----------------------------------------------------------
+
+    async def simple_query(self, body: bytes) -> None:
+        text = p.Reader(body).cstring()
+        statements = route.split_statements(text)
+        self.canceled.clear()
+        if not statements:
+            self.write(p.EMPTY_QUERY)
+        else:
+            # several mirror-only statements go over as one message
+            routes = [route.classify(s) for s in statements]
+            if len(statements) > 1 and all(r.kind == route.MIRROR for r in routes):
+                await self.mirror_simple(text)
+            else:
+                for stmt, r in zip(statements, routes, strict=True):
+                    try:
+                        ok = await self.run_simple(stmt, r)
+                    except _Skip:
+                        ok = False
+                    except FsqlError as e:
+                        self.write(p.error_from(e))
+                        ok = False
+                    if not ok:
+                        break
+        self.write(p.ready_for_query(self.status()))
+        await self.flush()
+
+    async def run_simple(self, text: str, r: route.Route) -> bool:
+        """Run one statement of a simple query; False after an error."""
+        if r.kind == route.MIRROR:
+            return await self.mirror_simple(text)
+        if r.kind == route.EMPTY:
+            self.write(p.EMPTY_QUERY)
+            return True
+        if r.kind == route.CONST:
+            assert r.const is not None
+            fields = encode.fields_for(r.const.schema, [])
+            self.write(p.row_description(encode.row_description_fields(fields)))
+            self.write(encode.data_rows(r.const, fields))
+            self.write(p.command_complete("SELECT 1"))
+            return True
+        portal = Portal(Prepared(text, r, []), [], [])
+        await self.execute_portal(portal, 0, describe=True)
+        return True
+
+    # extended protocol --------------------------------------------------------
+
+    async def extended(self, kind: bytes, body: bytes) -> None:
+        rd = p.Reader(body)
+        if kind == b"P":
+            name = rd.cstring()
+            text = rd.cstring()
+            n = rd.int16()
+            if n < 0:
+                raise p.ProtocolViolation("negative parameter count")
+            oids = [rd.int32() for _ in range(n)]
+            r = route.classify(text) if len(route.split_statements(text)) <= 1 else None
+            if r is None:
+                raise FsqlError(
+                    "cannot insert multiple commands into a prepared statement", sqlstate="42601"
+                )
+            if r.kind == route.MIRROR:
+                await self.forward(kind, body, "P")
+                self.statements[name] = Prepared(text, r, oids)
+                return
+            await self.drain_backend()
+            if name and name in self.statements:
+                raise FsqlError(f'prepared statement "{name}" already exists', sqlstate="42P05")
+            count = max(route.param_count(text), len(oids))
+            oids = oids + [0] * (count - len(oids))
+            if 0 in oids:
+                known = await self.server.describe_params(self.database, text)
+                if known is not None and len(known) == count:
+                    oids = [o or k for o, k in zip(oids, known, strict=True)]
+            self.statements[name] = Prepared(text, r, oids)
+            self.write(p.PARSE_COMPLETE)
+        elif kind == b"B":
+            portal_name = rd.cstring()
+            stmt_name = rd.cstring()
+            stmt = self.statements.get(stmt_name)
+            if stmt is None:
+                await self.drain_backend()
+                raise FsqlError(
+                    f'prepared statement "{stmt_name}" does not exist', sqlstate="26000"
+                )
+            if stmt.route.kind == route.MIRROR:
+                await self.forward(kind, body, "B")
+                self.mirror_portals.add(portal_name)
+                self.portals.pop(portal_name, None)
+                return
+            await self.drain_backend()
+            nf = rd.int16()
+            pformats = [rd.int16() for _ in range(max(nf, 0))]
+            nv = rd.int16()
+            raw = []
+            for _ in range(max(nv, 0)):
+                ln = rd.int32()
+                raw.append(None if ln == -1 else rd.bytes(ln))
+            nr = rd.int16()
+            rformats = [rd.int16() for _ in range(max(nr, 0))]
+            if nv != len(stmt.param_oids) and not (nv == 0 and not stmt.param_oids):
+                raise p.ProtocolViolation(
+                    f"bind message supplies {nv} parameters, but prepared statement "
+                    f'"{stmt_name}" requires {len(stmt.param_oids)}'
+                )
+            values = []
+            for i, v in enumerate(raw):
+                fmt = pformats[0] if len(pformats) == 1 else (pformats[i] if pformats else 0)
+                values.append(decode_param(v, stmt.param_oids[i], fmt))
+            self.mirror_portals.discard(portal_name)
+            self.portals[portal_name] = Portal(stmt, values, rformats)
+            self.write(p.BIND_COMPLETE)
+        elif kind == b"D":
+            what = rd.byte()
+            name = rd.cstring()
+            if what == b"S":
+                stmt = self.statements.get(name)
+                if stmt is not None and stmt.route.kind == route.MIRROR:
+                    await self.forward(kind, body, "DS")
+                    return
+                await self.drain_backend()
+                if stmt is None:
+                    raise FsqlError(f'prepared statement "{name}" does not exist', sqlstate="26000")
+                self.write(p.parameter_description([o or 25 for o in stmt.param_oids]))
+                fields = await self.describe_statement(stmt)
+                if fields:
+                    self.write(p.row_description(encode.row_description_fields(fields)))
+                else:
+                    self.write(p.NO_DATA)
+            elif what == b"P":
+                if name in self.mirror_portals:
+                    await self.forward(kind, body, "DP")
+                    return
+                await self.drain_backend()
+                portal = self.portals.get(name)
+                if portal is None:
+                    raise FsqlError(f'portal "{name}" does not exist', sqlstate="34000")
+                fields = await self.describe_portal(portal)
+                if fields:
+                    self.write(p.row_description(encode.row_description_fields(fields)))
+                else:
+                    self.write(p.NO_DATA)
+            else:
+                raise p.ProtocolViolation("invalid DESCRIBE message subtype")
+        elif kind == b"E":
+            name = rd.cstring()
+            max_rows = rd.int32()
+            if name in self.mirror_portals:
+                await self.forward(kind, body, "E")
+                return
+            await self.drain_backend()
+            portal = self.portals.get(name)
+            if portal is None:
+                raise FsqlError(f'portal "{name}" does not exist', sqlstate="34000")
+            self.canceled.clear()
+            await self.execute_portal(portal, max(max_rows, 0), describe=False)
+            if name == "":
+                pass
+        elif kind == b"C":
+            what = rd.byte()
+            name = rd.cstring()
+            if what == b"S":
+                stmt = self.statements.get(name)
+                if stmt is not None and stmt.route.kind == route.MIRROR:
+                    self.statements.pop(name, None)
+                    await self.forward(kind, body, "C")
+                    return
+                self.statements.pop(name, None)
+            elif what == b"P":
+                if name in self.mirror_portals:
+                    self.mirror_portals.discard(name)
+                    await self.forward(kind, body, "C")
+                    return
+                self.portals.pop(name, None)
+            else:
+                raise p.ProtocolViolation("invalid CLOSE message subtype")
+            await self.drain_backend()
+            self.write(p.CLOSE_COMPLETE)
+        elif kind == b"H":
+            await self.drain_backend()
+            await self.flush()
+
+    async def sync(self) -> None:
+        self.skip_until_sync = False
+        if self.backend is not None and self.backend_in_cycle:
+            self.backend.send(p.msg(b"S"))
+            self.pending.clear()
+            await self.relay_until_ready()
+            self.backend_in_cycle = False
+        self.portals.pop("", None)
+        self.write(p.ready_for_query(self.status()))
+        await self.flush()
+
+    # the mirror ----------------------------------------------------------------
+
+    async def get_backend(self) -> Backend:
+        if self.backend is None:
+            try:
+                self.backend = await Backend.connect(self.server, self.database, self.app)
+            except FsqlError:
+                raise
+            except OSError as e:
+                raise FsqlError(
+                    f"the catalog mirror is not reachable: {e}", sqlstate="08006"
+                ) from None
+        return self.backend
+
+    async def forward(self, kind: bytes, body: bytes, what: str) -> None:
+        b = await self.get_backend()
+        b.send(p.msg(kind, body))
+        self.pending.append(what)
+        self.backend_in_cycle = True
+
+    async def drain_backend(self) -> None:
+        """Relay the replies to every forwarded message, so replies stay in order."""
+        if not self.pending or self.backend is None:
+            return
+        b = self.backend
+        b.send(p.msg(b"H"))
+        while self.pending:
+            kind, raw = await b.read()
+            if kind in (b"N", b"S", b"A"):
+                self.write(raw)
+                continue
+            if kind == b"E":
+                self.write(raw)
+                self.pending.clear()
+                self.skip_until_sync = True
+                raise _Skip()
+            self.write(raw)
+            if kind in _TERMINAL[self.pending[0]]:
+                self.pending.pop(0)
+
+    async def relay_until_ready(self) -> None:
+        assert self.backend is not None
+        b = self.backend
+        self.busy_mirror = True
+        try:
+            while True:
+                kind, raw = await b.read()
+                if kind == b"Z":
+                    b.status = raw[5:6]
+                    return
+                if kind == b"G":  # COPY FROM STDIN: not a thing for the mirror
+                    b.send(p.msg(b"f", p.cstr("COPY FROM STDIN is not supported by fsql")))
+                    continue
+                self.write(raw)
+        finally:
+            self.busy_mirror = False
+
+    async def mirror_simple(self, text: str) -> bool:
+        b = await self.get_backend()
+        await self.drain_backend()
+        b.send(p.msg(b"Q", p.cstr(text)))
+        failed = False
+        self.busy_mirror = True
+        try:
+            while True:
+                kind, raw = await b.read()
+                if kind == b"Z":
+                    b.status = raw[5:6]
+                    return not failed
+                if kind == b"G":
+                    b.send(p.msg(b"f", p.cstr("COPY FROM STDIN is not supported by fsql")))
+                    continue
+                if kind == b"E":
+                    failed = True
+                self.write(raw)
+        finally:
+            self.busy_mirror = False
+
+    # engine statements ------------------------------------------------------
+
+    async def run_engine(self, text: str, params: list[Any]) -> pa.Table:
+        task = asyncio.ensure_future(self.server.run_sql(text, params, self.database))
+        cancel = asyncio.ensure_future(self.canceled.wait())
+        try:
+            done, _ = await asyncio.wait({task, cancel}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancel.cancel()
+        if task not in done:
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+            raise QueryCanceled("canceling statement due to user request")
+        return task.result()
+
+    async def describe_statement(self, stmt: Prepared) -> list[encode.Field] | None:
+        if stmt.fields is not None:
+            return stmt.fields
+        r = stmt.route
+        if r.kind == route.CONST and r.const is not None:
+            stmt.fields = encode.fields_for(r.const.schema, [])
+        elif r.kind in (route.ENGINE,) and r.returns_rows:
+            table = await self.server.schema_of(
+                stmt.text, [None] * len(stmt.param_oids), self.database
+            )
+            stmt.fields = encode.fields_for(table.schema, []) if table.num_columns else []
+        elif r.kind == route.FETCH and r.returns_rows:
+            cursor = self.portals.get(r.name)
+            stmt.fields = None
+            if cursor is not None:
+                await self.ensure_result(cursor)
+                assert cursor.result is not None
+                return encode.fields_for(cursor.result.schema, [])
+            return None
+        else:
+            stmt.fields = []
+        return stmt.fields
+
+    async def describe_portal(self, portal: Portal) -> list[encode.Field] | None:
+        r = portal.stmt.route
+        if r.kind == route.FETCH:
+            cursor = self.portals.get(r.name)
+            if cursor is None or r.first != "fetch":
+                return None
+            await self.ensure_result(cursor)
+            assert cursor.result is not None
+            fields = encode.fields_for(cursor.result.schema, portal.formats)
+            portal.fields = fields
+            return fields
+        if r.kind not in (route.ENGINE, route.CONST, route.DECLARE) or r.kind == route.DECLARE:
+            if r.kind == route.DECLARE:
+                return None
+            return None
+        await self.ensure_result(portal)
+        assert portal.result is not None
+        if portal.result.num_columns == 0:
+            return None
+        portal.fields = encode.fields_for(portal.result.schema, portal.formats)
+        return portal.fields
+
+    async def ensure_result(self, portal: Portal) -> None:
+        if portal.result is not None:
+            return
+        r = portal.stmt.route
+        if r.kind == route.CONST:
+            assert r.const is not None
+            portal.result = r.const
+        elif r.kind == route.DECLARE or r.kind == route.COPY:
+            portal.result = await self.run_engine(r.inner, portal.params)
+        else:
+            portal.result = await self.run_engine(portal.stmt.text, portal.params)
+            if r.ddl:
+                await self.server.catalog_changed()
+
+    async def execute_portal(self, portal: Portal, max_rows: int, *, describe: bool) -> None:
+        r = portal.stmt.route
+        if r.kind == route.DECLARE:
+            cursor = Portal(portal.stmt, portal.params, [])
+            await self.ensure_result(cursor)
+            self.portals[r.name] = cursor
+            self.write(p.command_complete("DECLARE CURSOR"))
+            return
+        if r.kind == route.FETCH:
+            cursor = self.portals.get(r.name)
+            if cursor is None:
+                raise FsqlError(f'cursor "{r.name}" does not exist', sqlstate="34000")
+            await self.ensure_result(cursor)
+            assert cursor.result is not None
+            fields = portal.fields or encode.fields_for(cursor.result.schema, portal.formats)
+            if describe and r.first == "fetch":
+                self.write(p.row_description(encode.row_description_fields(fields)))
+            limit = r.count if r.count is not None else cursor.result.num_rows
+            start = cursor.pos
+            stop = min(cursor.result.num_rows, start + limit)
+            cursor.pos = stop
+            if r.first == "fetch":
+                await self.send_rows(cursor.result.slice(start, stop - start), fields)
+            self.write(p.command_complete(f"{r.first.upper()} {stop - start}"))
+            return
+        if r.kind == route.CLOSE:
+            if r.name == "all":
+                for k in [k for k, v in self.portals.items() if v.stmt.route.kind == route.DECLARE]:
+                    self.portals.pop(k)
+            elif self.portals.pop(r.name, None) is None:
+                raise FsqlError(f'cursor "{r.name}" does not exist', sqlstate="34000")
+            self.write(p.command_complete("CLOSE CURSOR"))
+            return
+        if r.kind == route.COPY:
+            await self.ensure_result(portal)
+            await self.send_copy(portal)
+            return
+        if r.kind == route.EMPTY:
+            self.write(p.EMPTY_QUERY)
+            return
+        if r.kind == route.MIRROR:  # a mirror statement inside DECLARE etc.: not reached
+            raise FsqlError("statement cannot run here", sqlstate="0A000")
+        await self.ensure_result(portal)
+        result = portal.result
+        assert result is not None
+        if result.num_columns == 0:
+            self.write(p.command_complete(command_tag(r, portal.stmt.text, result)))
+            portal.done = True
+            return
+        fields = portal.fields or encode.fields_for(result.schema, portal.formats)
+        if describe:
+            self.write(p.row_description(encode.row_description_fields(fields)))
+        if portal.stmt.fields and not describe and portal.fields is None:
+            fields = encode.fields_for(result.schema, portal.formats)
+        remaining = result.num_rows - portal.pos
+        n = remaining if max_rows == 0 else min(max_rows, remaining)
+        await self.send_rows(result.slice(portal.pos, n), fields)
+        portal.pos += n
+        portal.rows_sent += n
+        if max_rows and n == max_rows and portal.pos < result.num_rows:
+            self.write(p.PORTAL_SUSPENDED)
+            return
+        if (
+            max_rows
+            and n == max_rows
+            and portal.pos == result.num_rows
+            and not portal.extra.get("last")
+        ):
+            portal.extra["last"] = True
+            self.write(p.PORTAL_SUSPENDED)
+            return
+        self.write(p.command_complete(command_tag(r, portal.stmt.text, result, portal.rows_sent)))
+        portal.done = True
+
+    async def send_rows(self, table: pa.Table, fields: list[encode.Field]) -> None:
+        """Encode in bounded batches off the event loop; stop on cancel."""
+        loop = asyncio.get_running_loop()
+        n = table.num_rows
+        start = 0
+        next_batch: asyncio.Future[bytes] | None = None
+        while start < n:
+            if self.canceled.is_set():
+                raise QueryCanceled("canceling statement due to user request")
+            size = min(BATCH_ROWS, n - start)
+            if size < 512:
+                data = encode.data_rows(table.slice(start, size), fields)
+            else:
+                fut = next_batch or loop.run_in_executor(
+                    self.server.encode_pool, encode.data_rows, table.slice(start, size), fields
+                )
+                nxt = start + size
+                if nxt < n:
+                    next_batch = loop.run_in_executor(
+                        self.server.encode_pool,
+                        encode.data_rows,
+                        table.slice(nxt, min(BATCH_ROWS, n - nxt)),
+                        fields,
+                    )
+                else:
+                    next_batch = None
+                data = await fut
+            self.write(data)
+            await self.flush()
+            start += size
+
+    async def send_copy(self, portal: Portal) -> None:
+        result = portal.result
+        assert result is not None
+        opts = portal.stmt.route.copy_options
+        fmt = opts.get("format", "text")
+        if fmt == "binary":
+            raise FsqlError("COPY TO STDOUT supports text and csv formats", sqlstate="0A000")
+        self.write(p.copy_out_response(result.num_columns))
+        header = list(result.column_names) if opts.get("header") == "true" else None
+        loop = asyncio.get_running_loop()
+        start = 0
+        first = True
+        while start < result.num_rows or first:
+            if self.canceled.is_set():
+                raise QueryCanceled("canceling statement due to user request")
+            size = min(BATCH_ROWS, result.num_rows - start)
+            batch = result.slice(start, size)
+            if fmt == "csv":
+                data = await loop.run_in_executor(self.server.encode_pool, csv_rows, batch, header)
+            else:
+                data = await loop.run_in_executor(
+                    self.server.encode_pool, encode.copy_text, batch, header
+                )
+            if data:
+                self.write(p.copy_data(data))
+            await self.flush()
+            header = None
+            first = False
+            start += size
+        self.write(p.COPY_DONE)
+        self.write(p.command_complete(f"COPY {result.num_rows}"))
+
+
+class _Skip(FsqlError):
+    """The mirror already sent the ErrorResponse; skip to Sync."""
+
+
+def csv_rows(batch: pa.Table, header: list[str] | None) -> bytes:
+    import io
+
+    import pyarrow.csv as pacsv
+
+    buf = io.BytesIO()
+    if batch.num_rows or header:
+        opts = pacsv.WriteOptions(include_header=header is not None, quoting_style="needed")
+        pacsv.write_csv(batch, buf, write_options=opts)
+    return buf.getvalue()
+
+
+_TAG_WORDS = {
+    "feature",
+    "group",
+    "training",
+    "dataset",
+    "connector",
+    "on",
+    "demand",
+    "table",
+    "view",
+    "metadata",
+}
+
+
+def command_tag(r: route.Route, text: str, result: pa.Table, rows: int | None = None) -> str:
+    n = result.num_rows if rows is None else rows
+    if r.first == "insert":
+        count = n
+        for name in ("rows", "row_count", "inserted", "count"):
+            if name in result.column_names and result.num_rows == 1:
+                v = result.column(name)[0].as_py()
+                if isinstance(v, int):
+                    count = v
+        return f"INSERT 0 {count}"
+    if result.num_columns:
+        return f"SELECT {n}"
+    w = route.words(text)
+    tag = [w[0].upper()] if w else [r.first.upper()]
+    for x in w[1:4]:
+        if x not in _TAG_WORDS:
+            break
+        tag.append(x.upper())
+    return " ".join(tag)
+
+
+# --- parameters -------------------------------------------------------------------
+
+
+def decode_param(raw: bytes | None, oid: int, fmt: int) -> Any:
+    if raw is None:
+        return None
+    if fmt == 1:
+        return _decode_binary(raw, oid)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FsqlError('invalid byte sequence for encoding "UTF8"', sqlstate="22021") from None
+    if "\0" in text:
+        raise FsqlError('invalid byte sequence for encoding "UTF8": 0x00', sqlstate="22021")
+    try:
+        if oid in (21, 23, 20, 26):
+            return int(text)
+        if oid in (700, 701):
+            return float(text)
+        if oid == 1700:
+            return decimal.Decimal(text)
+        if oid == 16:
+            return text.strip().lower() in ("t", "true", "1", "on", "yes", "y")
+        if oid == 1082:
+            return dt.date.fromisoformat(text)
+        if oid in (1114, 1184):
+            t = text.strip()
+            if len(t) > 3 and t[-3] in "+-" and t[-2:].isdigit():
+                t += ":00"
+            return dt.datetime.fromisoformat(t)
+        if oid == 17 and text.startswith("\\x"):
+            return bytes.fromhex(text[2:])
+    except ValueError:
+        raise FsqlError(
+            f'invalid input syntax for parameter of type oid {oid}: "{text[:100]}"',
+            sqlstate="22P02",
+        ) from None
+    return text
+
+
+_PG_EPOCH = dt.datetime(2000, 1, 1)
+
+
+def _decode_binary(raw: bytes, oid: int) -> Any:
+    try:
+        if oid == 16:
+            return raw != b"\x00"
+        if oid == 21:
+            return struct.unpack("!h", raw)[0]
+        if oid in (23, 26):
+            return struct.unpack("!i", raw)[0]
+        if oid == 20:
+            return struct.unpack("!q", raw)[0]
+        if oid == 700:
+            return struct.unpack("!f", raw)[0]
+        if oid == 701:
+            return struct.unpack("!d", raw)[0]
+        if oid == 1082:
+            return dt.date(2000, 1, 1) + dt.timedelta(days=struct.unpack("!i", raw)[0])
+        if oid == 1114:
+            return _PG_EPOCH + dt.timedelta(microseconds=struct.unpack("!q", raw)[0])
+        if oid == 1184:
+            v = _PG_EPOCH + dt.timedelta(microseconds=struct.unpack("!q", raw)[0])
+            return v.replace(tzinfo=dt.UTC)
+        if oid == 1700:
+            return _numeric_from_binary(raw)
+        if oid == 17:
+            return bytes(raw)
+        if oid == 2950:
+            return str(uuid.UUID(bytes=raw))
+        if oid == 3802:
+            return raw[1:].decode("utf-8")
+        if oid in (0, 25, 1043, 19, 114, 705, 18, 1042):
+            return raw.decode("utf-8")
+    except (struct.error, UnicodeDecodeError, ValueError, OverflowError):
+        raise FsqlError(
+            f"incorrect binary data format in bind parameter (type oid {oid})", sqlstate="22P03"
+        ) from None
+    raise FsqlError(
+        f"binary format for parameters of type oid {oid} is not supported", sqlstate="0A000"
+    )
+
+
+def _numeric_from_binary(raw: bytes) -> decimal.Decimal:
+    ndigits, weight, sign, dscale = struct.unpack_from("!hhHh", raw)
+    digits = struct.unpack_from(f"!{ndigits}H", raw, 8)
+    if sign == 0xC000:
+        return decimal.Decimal("NaN")
+    value = decimal.Decimal(0)
+    for i, d in enumerate(digits):
+        value += decimal.Decimal(d) * (decimal.Decimal(10000) ** (weight - i))
+    if sign == 0x4000:
+        value = -value
+    return value.quantize(decimal.Decimal(1).scaleb(-dscale)) if dscale else value
