@@ -8,11 +8,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fsql.errors import FsqlError
-from fsql.store import Store
+
+if TYPE_CHECKING:
+    from fsql.store import Store
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The store pulls in SQLAlchemy, sqlglot and pyarrow; load it on first use
+    # so that `import fsql.cli` (and `fsql --help`) stays fast.
+    if name == "Store":
+        from fsql.store import Store
+
+        return Store
+    raise AttributeError(f"module 'fsql' has no attribute {name!r}")
 
 
 def connect(
@@ -33,6 +46,8 @@ def connect(
     ``mysql://`` (MariaDB) or ``redis://`` URL (``?prefix=`` sets the
     table/key prefix).
     """
+    from fsql.store import Store
+
     return Store(path, offline=offline, catalog=catalog, online=online)
 
 
