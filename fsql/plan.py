@@ -316,9 +316,12 @@ def _latest_groups(store: Store) -> tuple[dict[str, FeatureGroup], dict[str, Fea
 
 
 def _position(node: exp.Expression) -> int | None:
-    meta = getattr(node, "meta", None) or {}
-    start = meta.get("start")
-    return int(start) + 1 if start is not None else None
+    """1-based offset of the node's first token in the statement text."""
+    for sub in node.walk():
+        start = (getattr(sub, "_meta", None) or {}).get("start")
+        if start is not None:
+            return int(start) + 1
+    return None
 
 
 def evaluate_time(store: Store, node: exp.Expression) -> int:

@@ -1,0 +1,309 @@
+"""Every FSQL statement runs on the embedded store, and plain SQL over feature
+groups is transpiled to ClickHouse and runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fsql.errors import FsqlError
+
+
+def d(day: int, hour: int = 0) -> dt.datetime:
+    return dt.datetime(2024, 1, day, hour)
+
+
+@pytest.fixture
+def fraud(store):
+    store.sql(
+        "CREATE FEATURE GROUP transactions (customer_id BIGINT, event_ts TIMESTAMP, "
+        "amount_sum_7d DOUBLE PRECISION, tx_count_7d INT) PRIMARY KEY (customer_id) "
+        "EVENT TIME event_ts DESCRIPTION 'rolling transaction aggregates for credit risk'"
+    )
+    store.sql(
+        "INSERT INTO transactions VALUES (1, '2024-01-01', 10.0, 1), (1, '2024-01-05', 20.0, 2),"
+        " (2, '2024-01-03', 5.5, 1)"
+    )
+    store.sql(
+        "CREATE FEATURE GROUP profile (customer_id BIGINT, updated_at TIMESTAMP, age INT, "
+        "country TEXT) PRIMARY KEY (customer_id) EVENT TIME updated_at"
+    )
+    store.sql("INSERT INTO profile VALUES (1, '2023-06-01', 30, 'DE'), (2, '2024-01-04', 41, 'FR')")
+    store.sql(
+        "CREATE FEATURE GROUP labels (customer_id BIGINT, event_ts TIMESTAMP, label INT) "
+        "PRIMARY KEY (customer_id) EVENT TIME event_ts"
+    )
+    store.sql(
+        "INSERT INTO labels VALUES (1, '2024-01-02', 0), (2, '2024-01-03 12:00:00', 1), "
+        "(1, '2024-01-09', 1)"
+    )
+    return store
+
+
+def rows(table: pa.Table) -> list[dict]:
+    return table.to_pylist()
+
+
+def test_latest_values(fraud):
+    out = rows(fraud.sql("SELECT FEATURES amount_sum_7d, age ORDER BY customer_id"))
+    assert out == [
+        {"customer_id": 1, "amount_sum_7d": 20.0, "age": 30},
+        {"customer_id": 2, "amount_sum_7d": 5.5, "age": 41},
+    ]
+
+
+def test_as_of_timestamp(fraud):
+    out = rows(
+        fraud.sql(
+            "SELECT FEATURES transactions.*, profile.age "
+            "AS OF TIMESTAMP '2024-01-03 12:00:00' ORDER BY customer_id"
+        )
+    )
+    assert out == [
+        {"customer_id": 1, "amount_sum_7d": 10.0, "tx_count_7d": 1, "age": 30},
+        {"customer_id": 2, "amount_sum_7d": 5.5, "tx_count_7d": 1, "age": None},
+    ]
+
+
+def test_point_in_time_join_with_feature_group_spine(fraud):
+    out = rows(
+        fraud.sql(
+            "SELECT FEATURES amount_sum_7d, age, labels.label FROM labels AS OF labels.event_ts"
+        )
+    )
+    assert [(r["customer_id"], r["event_ts"], r["amount_sum_7d"], r["age"]) for r in out] == [
+        (1, d(2), 10.0, 30),
+        (1, d(9), 20.0, 30),
+        (2, d(3, 12), 5.5, None),
+    ]
+    assert [r["label"] for r in out] == [0, 1, 1]
+
+
+def test_spine_duplicates_and_early_rows_from_python(fraud):
+    spine = pa.table(
+        {
+            "customer_id": [2, 1, 1, 3, 1],
+            "ts": [d(4), d(1), d(1), d(9), dt.datetime(2023, 1, 1)],
+        }
+    )
+    out = fraud.get_features(["amount_sum_7d", "profile.age"], spine=spine, as_of="ts")
+    assert out.column("customer_id").to_pylist() == [2, 1, 1, 3, 1]  # one row each, in order
+    assert out.column("amount_sum_7d").to_pylist() == [5.5, 10.0, 10.0, None, None]
+    assert out.column("age").to_pylist() == [41, 30, 30, None, None]
+
+
+def test_subquery_and_file_spines(fraud, tmp_path):
+    sub = rows(
+        fraud.sql(
+            "SELECT FEATURES amount_sum_7d FROM (SELECT 1 AS customer_id, "
+            "TIMESTAMP '2024-01-06 00:00:00' AS ts) s AS OF s.ts"
+        )
+    )
+    assert sub == [{"customer_id": 1, "ts": d(6), "amount_sum_7d": 20.0}]
+    path = tmp_path / "labels.parquet"
+    pq.write_table(pa.table({"customer_id": [2, 1], "ts": [d(5), d(2)]}), path)
+    out = fraud.sql(f"SELECT FEATURES amount_sum_7d FROM read_parquet('{path}') f AS OF f.ts")
+    assert sorted(
+        zip(
+            out.column("customer_id").to_pylist(),
+            out.column("amount_sum_7d").to_pylist(),
+            strict=True,
+        )
+    ) == [
+        (1, 10.0),
+        (2, 5.5),
+    ]
+
+
+def test_where_order_limit_on_result(fraud):
+    out = fraud.sql(
+        "SELECT FEATURES amount_sum_7d FROM labels l AS OF l.event_ts "
+        "WHERE l.customer_id = 1 ORDER BY event_ts DESC LIMIT 1"
+    )
+    assert rows(out) == [{"customer_id": 1, "event_ts": d(9), "label": 1, "amount_sum_7d": 20.0}]
+
+
+def test_key_lookup_and_parameters(fraud):
+    assert rows(fraud.sql("SELECT FEATURES amount_sum_7d, age WHERE customer_id = 2")) == [
+        {"customer_id": 2, "amount_sum_7d": 5.5, "age": 41}
+    ]
+    got = fraud.sql("SELECT FEATURES amount_sum_7d WHERE customer_id = $1", [1])
+    assert got.column("amount_sum_7d").to_pylist() == [20.0]
+    batch = fraud.sql("SELECT FEATURES age WHERE customer_id IN (1, 2, 7) ORDER BY customer_id")
+    assert batch.column("age").to_pylist() == [30, 41]
+
+
+def test_versions_are_tables_and_features(fraud):
+    fraud.create_feature_group(
+        "transactions",
+        pa.table({"customer_id": [1], "event_ts": [d(1)], "amount_sum_7d": [1.0], "flag": [True]}),
+        primary_key="customer_id",
+        event_time="event_ts",
+    )
+    v1 = fraud.sql("SELECT FEATURES transactions_v1.amount_sum_7d WHERE customer_id = 1")
+    assert v1.column("amount_sum_7d").to_pylist() == [20.0]
+    latest = fraud.sql("SELECT count(*) AS n FROM transactions")
+    assert latest.column("n").to_pylist() == [1]
+    assert fraud.sql("SELECT count(*) AS n FROM transactions_v1").column("n").to_pylist() == [3]
+
+
+def test_plain_sql_joins_aggregates_windows_ctes(fraud):
+    out = fraud.sql(
+        """
+        WITH t AS (
+            SELECT customer_id, amount_sum_7d,
+                   sum(amount_sum_7d) OVER (PARTITION BY customer_id ORDER BY event_ts) AS running
+            FROM transactions
+        )
+        SELECT t.customer_id, max(t.running) AS total, min(p.age) AS age
+        FROM t JOIN profile p ON p.customer_id = t.customer_id
+        GROUP BY t.customer_id ORDER BY t.customer_id
+        """
+    )
+    assert rows(out) == [
+        {"customer_id": 1, "total": 30.0, "age": 30},
+        {"customer_id": 2, "total": 5.5, "age": 41},
+    ]
+
+
+def test_insert_select_is_one_commit(fraud):
+    fraud.sql(
+        "CREATE FEATURE GROUP doubled (customer_id BIGINT, event_ts TIMESTAMP, x DOUBLE PRECISION) "
+        "PRIMARY KEY (customer_id) EVENT TIME event_ts"
+    )
+    fraud.sql(
+        "INSERT INTO doubled SELECT customer_id, event_ts, amount_sum_7d * 2 FROM transactions"
+    )
+    handle = fraud.get_feature_group("doubled")
+    assert len(handle.commits()) == 1
+    assert sorted(handle.read().column("x").to_pylist()) == [11.0, 20.0, 40.0]
+
+
+def test_create_as_select(fraud):
+    fraud.sql(
+        "CREATE FEATURE GROUP spend PRIMARY KEY (customer_id) EVENT TIME event_ts AS "
+        "SELECT customer_id, event_ts, amount_sum_7d / tx_count_7d AS avg_amount FROM transactions"
+    )
+    fg = fraud.get_feature_group("spend")
+    assert [f.name for f in fg.features] == ["customer_id", "event_ts", "avg_amount"]
+    assert fg.read().num_rows == 3
+
+
+def test_discovery_statements(fraud):
+    groups = fraud.sql("SHOW FEATURE GROUPS").column("name").to_pylist()
+    assert groups == ["labels", "profile", "transactions"]
+    feats = fraud.sql("SHOW FEATURES FROM transactions LIKE 'amount%'")
+    assert feats.column("feature").to_pylist() == ["amount_sum_7d"]
+    hits = fraud.sql("SEARCH FEATURES 'credit'")
+    assert "transactions" in hits.column("feature_group").to_pylist()
+    fraud.sql("ALTER FEATURE GROUP transactions SET METADATA ('owner' = 'risk', 'tier' = 'gold')")
+    desc = fraud.sql("DESCRIBE FEATURE GROUP transactions")
+    meta = json.loads(desc.schema.metadata[b"metadata"])
+    assert meta == {"owner": "risk", "tier": "gold"}
+    assert desc.column("role").to_pylist()[:2] == ["primary key", "event time"]
+    # metadata values are searchable: 'gold' appears only there
+    gold = fraud.sql("SEARCH FEATURES 'gold'")
+    assert set(gold.column("feature_group").to_pylist()) == {"transactions"}
+    fraud.sql("ALTER FEATURE GROUP transactions UNSET METADATA ('tier')")
+    assert fraud.get_feature_group("transactions").get_metadata() == {"owner": "risk"}
+
+
+def test_explain_shows_engine_sql_with_quoted_identifiers(fraud):
+    plan = "\n".join(
+        fraud.sql("EXPLAIN SELECT FEATURES amount_sum_7d FROM labels AS OF labels.event_ts")
+        .column(0)
+        .to_pylist()
+    )
+    assert "ASOF JOIN" in plan
+    assert '"fsql_default"."transactions_v1"' in plan
+    assert "join_use_nulls = 1" in plan
+
+
+def test_drop_feature_group(fraud):
+    fraud.sql("DROP FEATURE GROUP profile")
+    assert "profile" not in fraud.sql("SHOW FEATURE GROUPS").column("name").to_pylist()
+    with pytest.raises(FsqlError) as info:
+        fraud.sql("SELECT FEATURES age")
+    assert info.value.sqlstate == "42703"
+    fraud.sql("DROP FEATURE GROUP IF EXISTS profile")
+
+
+def test_system_time_between_returns_changes(fraud):
+    handle = fraud.get_feature_group("transactions")
+    before = handle.commits()[-1].commit_time_us
+    fraud.sql("INSERT INTO transactions VALUES (2, '2024-01-03', 6.5, 2)")
+    stamp = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=before)
+    changes = fraud.sql(
+        "SELECT customer_id, amount_sum_7d FROM transactions FOR SYSTEM_TIME BETWEEN "
+        f"TIMESTAMP '{stamp.isoformat(sep=' ')}' AND now()"
+    )
+    assert rows(changes) == [{"customer_id": 2, "amount_sum_7d": 6.5}]
+    # the correction superseded the old row for reads of the present
+    now = fraud.sql("SELECT FEATURES amount_sum_7d WHERE customer_id = 2")
+    assert now.column("amount_sum_7d").to_pylist() == [6.5]
+
+
+# errors --------------------------------------------------------------------
+
+
+def error_of(store, text) -> FsqlError:
+    with pytest.raises(FsqlError) as info:
+        store.sql(text)
+    return info.value
+
+
+def test_ambiguous_feature_lists_both(fraud):
+    fraud.sql(
+        "CREATE FEATURE GROUP other (customer_id BIGINT, ts TIMESTAMP, age INT) "
+        "PRIMARY KEY (customer_id) EVENT TIME ts"
+    )
+    text = "SELECT FEATURES amount_sum_7d, age"
+    err = error_of(fraud, text)
+    assert err.sqlstate == "42702"
+    assert "other.age" in err.message and "profile.age" in err.message
+    assert err.position == text.index("age") + 1
+
+
+def test_unknown_feature_and_group(fraud):
+    text = "SELECT FEATURES amount_sum_7x"
+    err = error_of(fraud, text)
+    assert err.sqlstate == "42703"
+    assert err.position == text.index("amount_sum_7x") + 1
+    assert "amount_sum_7d" in (err.hint or "")
+    err = error_of(fraud, "SELECT FEATURES transaction.amount_sum_7d")
+    assert err.sqlstate == "42P01"
+    assert "transactions" in (err.hint or "")
+    err = error_of(fraud, "SELECT * FROM profil")
+    assert err.sqlstate == "42P01" and "profile" in (err.hint or "")
+
+
+def test_no_join_path(fraud):
+    fraud.sql(
+        "CREATE FEATURE GROUP merchants (merchant_id BIGINT, ts TIMESTAMP, risk DOUBLE PRECISION) "
+        "PRIMARY KEY (merchant_id) EVENT TIME ts"
+    )
+    err = error_of(fraud, "SELECT FEATURES amount_sum_7d, risk")
+    assert err.sqlstate == "42P10"
+    assert "merchants" in err.message
+    err = error_of(fraud, "SELECT FEATURES risk FROM labels AS OF labels.event_ts")
+    assert err.sqlstate == "42P10"
+
+
+def test_bad_times_and_spine_time(fraud):
+    err = error_of(fraud, "SELECT FEATURES age AS OF TIMESTAMP 'yesterday-ish'")
+    assert err.sqlstate == "22007"
+    err = error_of(fraud, "SELECT FEATURES age FROM labels AS OF labels.nope")
+    assert err.sqlstate == "42703"
+
+
+def test_insert_errors_name_columns(fraud):
+    err = error_of(
+        fraud, "INSERT INTO profile (customer_id, updated_at, agee) VALUES (1, now(), 3)"
+    )
+    assert err.sqlstate == "42703" and "agee" in err.message
+    err = error_of(fraud, "INSERT INTO profile VALUES (1, now())")
+    assert err.sqlstate == "42601"
