@@ -39,7 +39,7 @@ typecheck:
 	cd build && ../$(VENV)/bin/mypy --config-file ../pyproject.toml -p fsql
 
 layers:
-	$(VENV)/bin/lint-imports
+	cd build && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
 
 bench: install
 	$(PY) benchmarks/ingest.py
