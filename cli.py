@@ -337,5 +337,88 @@ from fsql.server.cli import serve as _serve  # noqa: E402
 main.add_command(_serve)
 
 
+# training datasets (fsql.training) ----------------------------------------
+
+
+@main.group()
+def td() -> None:
+    """Training datasets: list, describe, rebuild."""
+
+
+@td.command("list")
+@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table")
+@pass_state
+def td_list(state: CliState, fmt: str) -> None:
+    """List training dataset versions."""
+    from fsql.output import write_result
+
+    with state.open() as store:
+        write_result(store.training_datasets(), fmt, None, max_rows=0)
+
+
+@td.command("describe")
+@click.argument("name")
+@click.option("--version", "-v", type=int, help="Version (default: latest).")
+@pass_state
+def td_describe(state: CliState, name: str, version: int | None) -> None:
+    """Show a training dataset version as JSON: query, system time, splits,
+    schema, lineage, files and checksum."""
+    import json
+
+    with state.open() as store:
+        info = store.get_training_dataset(name, version).describe()
+    click.echo(json.dumps(info, indent=1, default=str))
+
+
+@td.command("rebuild")
+@click.argument("name")
+@click.option("--version", "-v", type=int, help="Version (default: latest).")
+@click.option(
+    "--output", "-o", metavar="LOCATION", help="Keep the rebuilt files here (path or s3://)."
+)
+@pass_state
+def td_rebuild(state: CliState, name: str, version: int | None, output: str | None) -> None:
+    """Rebuild a training dataset version from its recorded query and system
+    time, and check it against the recorded checksum and stored rows.
+
+    Exits with status 1 when the rebuild differs. When the stored files are
+    gone and the rebuild matches the recorded checksum, they are restored.
+    """
+    with state.open() as store:
+        result = store.rebuild_training_dataset(name, version, location=output)
+    counts = ", ".join(f"{s} {n}" for s, n in result.split_counts.items())
+    click.echo(f"rebuilt {result.name} v{result.version}: {counts}")
+    if result.checksum_match:
+        click.echo(f"checksum {result.checksum} matches the recorded one")
+    else:
+        click.echo(f"checksum {result.checksum} differs from {result.recorded_checksum}")
+    if result.rows_identical is None:
+        restored = "; restored them" if result.restored else ""
+        click.echo(f"stored files could not be read{restored}")
+    elif result.rows_identical:
+        click.echo("rows identical to the stored ones")
+    else:
+        click.echo("rows DIFFER from the stored ones")
+    if result.location:
+        click.echo(f"rebuilt files kept in {result.location}")
+    if not result.identical:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("name")
+@click.option(
+    "--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True
+)
+@pass_state
+def lineage(state: CliState, name: str, fmt: str) -> None:
+    """Training datasets that use a feature group (fg, fg_v2) or a feature
+    (feature, fg.feature): the impact of changing it."""
+    from fsql.output import write_result
+
+    with state.open() as store:
+        write_result(store.lineage(name), fmt, None, max_rows=0)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))

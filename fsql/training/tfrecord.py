@@ -203,7 +203,9 @@ def _values(arr: pa.Array, kind: int) -> pa.BinaryArray:
     """Per value, the packed bytes that go inside a list (no nulls)."""
     if kind == FLOAT_LIST:
         filled = arr.fill_null(0) if arr.null_count else arr
-        return _fixed(filled.to_numpy(zero_copy_only=False).astype("<f4"), 4)
+        with np.errstate(over="ignore"):  # beyond float32: infinity, as TensorFlow
+            values = filled.to_numpy(zero_copy_only=False).astype("<f4")
+        return _fixed(values, 4)
     if kind == INT64_LIST:
         return varints(_as_int64(arr))
     if pa.types.is_decimal(arr.type):

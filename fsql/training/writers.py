@@ -198,7 +198,8 @@ def _write_npz(table: pa.Table, sink: BinaryIO) -> None:
 
 def _from_numpy(values: np.ndarray, t: pa.DataType) -> pa.Array:
     if pa.types.is_decimal(t):
-        return pa.array(values.astype(str).tolist(), pa.string()).cast(t)
+        text = [v or "0" for v in values.astype(str).tolist()]  # NULLs were '': masked below
+        return pa.array(text, pa.string()).cast(t)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return pa.array(values.tolist(), t)
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
