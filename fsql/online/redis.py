@@ -81,7 +81,7 @@ class RedisOnlineStore(OnlineStore):
         def run() -> None:
             try:
                 for i in range(0, len(rows), CHUNK):
-                    mapping = {k: ver + v for k, ver, v in rows[i : i + CHUNK]}
+                    mapping: dict[Any, Any] = {k: ver + v for k, ver, v in rows[i : i + CHUNK]}
                     self.client.hset(tmp, mapping=mapping)
                 if rows:
                     self.client.rename(tmp, key)

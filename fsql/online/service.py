@@ -390,7 +390,7 @@ class OnlineService:
         slots: list[tuple[int, int, bool]] = []
         names: list[str] = []
         types: list[FeatureType] = []
-        seen = {}
+        seen: dict[str, int] = {}
         for _fg, _feature, alias in refs:
             seen[alias] = seen.get(alias, 0) + 1
         for fg, feature, alias in refs:
@@ -464,7 +464,8 @@ class OnlineService:
             if column.null_count:
                 raise g.null(name)
             try:
-                column = pc.cast(column, ftype.arrow, safe=True)
+                if not column.type.equals(ftype.arrow):
+                    column = pc.cast(column, ftype.arrow, safe=True)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
                 raise DatatypeMismatch(
                     f'key "{name}" has type {ftype.name}; got a column of {column.type}',
@@ -477,11 +478,24 @@ class OnlineService:
         self, plan: VectorPlan, entities: Any
     ) -> tuple[list[list[Any]], list[list[tuple[Any, ...] | None]]]:
         """Per group: the prim keys and the found rows, one per entity."""
-        if isinstance(entities, Sequence) and not isinstance(entities, str | bytes):
-            prims = [[g.prim(e) for e in entities] for g in plan.groups]
-        else:
-            table = as_arrow(entities)
-            prims = [self._prims_of_table(g, table) for g in plan.groups]
+        # groups keyed alike (same key columns and types) share one key list
+        shared: dict[tuple[Any, ...], list[Any]] = {}
+        prims = []
+        table = None
+        listed = isinstance(entities, Sequence) and not isinstance(entities, str | bytes)
+        for g in plan.groups:
+            sig = (*g.key_names, *(t.name for t in g.codec.key_types))
+            p = shared.get(sig)
+            if p is None:
+                if listed:
+                    prim = g.prim
+                    p = [prim(e) for e in entities]
+                else:
+                    if table is None:
+                        table = as_arrow(entities)
+                    p = self._prims_of_table(g, table)
+                shared[sig] = p
+            prims.append(p)
         rows = [self.backend.lookup(g.codec, p) for g, p in zip(plan.groups, prims, strict=True)]
         return prims, rows
 
