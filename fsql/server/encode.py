@@ -43,7 +43,7 @@ def oid_of(dtype: pa.DataType) -> int:
     if pa.types.is_null(dtype):
         return 25
     if pa.types.is_uint64(dtype):
-        return 1700
+        return 20  # count(*) and friends: bigint, as PostgreSQL types them
     try:
         return from_arrow(dtype).pg_oid
     except Exception:

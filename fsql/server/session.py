@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import decimal
 import logging
+import os
 import secrets
 import struct
 import uuid
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fsql.server")
 
 BATCH_ROWS = 32768
+TRACE = bool(os.environ.get("FSQL_TRACE"))
 STARTUP_TIMEOUT = 60.0
 _TERMINAL = {
     "P": b"1",
@@ -338,6 +340,8 @@ class Session:
     async def loop(self) -> None:
         while True:
             kind, body = await self.read_message()
+            if TRACE:
+                log.info("<- %s %r", kind, body[:200])
             if kind == b"X":
                 return
             try:
@@ -683,9 +687,9 @@ class Session:
             fields = encode.fields_for(cursor.result.schema, portal.formats)
             portal.fields = fields
             return fields
-        if r.kind not in (route.ENGINE, route.CONST, route.DECLARE) or r.kind == route.DECLARE:
-            if r.kind == route.DECLARE:
-                return None
+        if r.kind == route.DECLARE and not portal.extra.get("cursor"):
+            return None  # DECLARE itself returns no rows
+        if r.kind not in (route.ENGINE, route.CONST, route.DECLARE):
             return None
         await self.ensure_result(portal)
         assert portal.result is not None
@@ -711,7 +715,7 @@ class Session:
     async def execute_portal(self, portal: Portal, max_rows: int, *, describe: bool) -> None:
         r = portal.stmt.route
         if r.kind == route.DECLARE:
-            cursor = Portal(portal.stmt, portal.params, [])
+            cursor = Portal(portal.stmt, portal.params, [], extra={"cursor": True})
             await self.ensure_result(cursor)
             self.portals[r.name] = cursor
             self.write(p.command_complete("DECLARE CURSOR"))
