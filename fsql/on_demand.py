@@ -268,18 +268,18 @@ def source(
         _verify(conn, fg, query, described)
     if pushdown_mode(conn, query):
         secret = _set_secret(engine, conn)
-        inner: exp.Expression = _bind_tables(conn, query, secret)
+        inner: exp.Expr = _bind_tables(conn, query, secret)
         mode = "pushdown"
     else:
         columns = described or conn.describe(query, engine)
         data = conn.fetch(query, columns)
         inner = exp.select(exp.Star()).from_(_load_temp(engine, fg, columns, data))
         mode = "fetch"
-    outer_cols: list[exp.Expression] = []
+    outer_cols: list[exp.Expr] = []
     not_null = set(fg.primary_key) | ({fg.event_time} if fg.event_time else set())
     for f in fg.features:
         ch = clickhouse_type(f.ftype, nullable=f.name not in not_null)
-        value: exp.Expression = exp.column(_ident(f.name), table=_ident(ALIAS))
+        value: exp.Expr = exp.column(_ident(f.name), table=_ident(ALIAS))
         if f.type == "timestamp":
             # a CAST keeps a zone the source attached (Parquet says UTC); a
             # naive timestamp is the same instant with no zone
@@ -546,7 +546,7 @@ def _pushable_columns(outer: exp.Select) -> dict[str, exp.Expression]:
     return out
 
 
-def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+def _conjuncts(node: exp.Expr) -> list[exp.Expr]:
     if isinstance(node, exp.And):
         return _conjuncts(node.left) + _conjuncts(node.right)
     if isinstance(node, exp.Paren):
@@ -555,8 +555,8 @@ def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
 
 
 def _rewrite(
-    conjunct: exp.Expression, alias: str, single: bool, targets: Mapping[str, exp.Expression]
-) -> exp.Expression | None:
+    conjunct: exp.Expr, alias: str, single: bool, targets: Mapping[str, exp.Expression]
+) -> exp.Expr | None:
     if not isinstance(conjunct, _SIMPLE_PREDICATES):
         return None
     if any(True for _ in conjunct.find_all(*_FORBIDDEN_INSIDE)):
@@ -636,7 +636,7 @@ def explain_plain(store: Store, text: str) -> pa.Table:
     statements = parse(text)
     if len(statements) != 1:
         raise InvalidParameter("explain one statement at a time")
-    bound = push_down(bind_feature_groups(store, statements[0]))
+    bound = push_down(bind_feature_groups(store, statements[0]))  # type: ignore[arg-type]
     return explain_table(bound)
 
 

@@ -59,7 +59,7 @@ def _col(name: str, table: str | None = None) -> exp.Column:
     return exp.Column(this=_id(name), table=_id(table) if table else None)
 
 
-def _micros_literal(us: int, dialect: str) -> exp.Expression:
+def _micros_literal(us: int, dialect: str) -> exp.Expr:
     text = (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=us)).isoformat(sep=" ")
     if dialect == "clickhouse":
         return exp.func("toDateTime64", exp.Literal.string(text), exp.Literal.number(6))
@@ -93,7 +93,7 @@ def window_sql(
     """
     rel = relation or offline_relation(plan)
     spine_rel = spine if spine is not None else plan.spine
-    as_of: exp.Expression | None = (
+    as_of: exp.Expr | None = (
         _micros_literal(plan.as_of_us, dialect) if plan.as_of_us is not None else None
     )
     if spine_rel is None:
@@ -114,7 +114,7 @@ def window_sql(
         spine_columns = list(plan.spine_columns)
         spine_time = plan.spine_time
         out_spine = [c for c in spine_columns if c != ROW]
-    spine_select: list[exp.Expression] = [_col(c) for c in spine_columns]
+    spine_select: list[exp.Expr] = [_col(c) for c in spine_columns]
     if ROW not in spine_columns:
         spine_select.append(
             exp.alias_(exp.Window(this=exp.RowNumber()), _id(ROW))  # OVER ()
@@ -125,7 +125,7 @@ def window_sql(
         spine_select.append(exp.alias_(as_of.copy(), _id(TIME)))
     has_time = spine_time is not None or as_of is not None
     if isinstance(spine_rel, exp.Query):
-        spine_from: exp.Expression = spine_rel.subquery(_id("s"))
+        spine_from: exp.Expr = spine_rel.subquery(_id("s"))
     else:
         spine_from = spine_rel.copy()
         alias = spine_from.args.get("alias")
@@ -149,9 +149,7 @@ def window_sql(
         feats = list(dict.fromkeys(feats))
         names = list(dict.fromkeys(keys + feats + ([fg.event_time] if fg.event_time else [])))
         f_rel = rel(fg, names)
-        conds: list[exp.Expression] = [
-            exp.EQ(this=_col(k, SPINE), expression=_col(k, "f")) for k in keys
-        ]
+        conds: list[exp.Expr] = [exp.EQ(this=_col(k, SPINE), expression=_col(k, "f")) for k in keys]
         if fg.event_time and has_time:
             conds.append(exp.LTE(this=_col(fg.event_time, "f"), expression=_col(TIME, SPINE)))
         order = (
@@ -186,7 +184,7 @@ def window_sql(
             ),
             join_type="LEFT",
         )
-    selects: list[exp.Expression] = [exp.alias_(_col(c, SPINE), _id(c)) for c in out_spine]
+    selects: list[exp.Expr] = [exp.alias_(_col(c, SPINE), _id(c)) for c in out_spine]
     for f in plan.features:
         if f.fg is None:
             if f.alias != f.feature:
@@ -211,7 +209,7 @@ def window_sql(
     return result
 
 
-def _select_name(node: exp.Expression) -> str:
+def _select_name(node: exp.Expr) -> str:
     return node.alias_or_name
 
 

@@ -79,6 +79,7 @@ def _option(p: Parser) -> exp.Expression:
     key = p._parse_id_var(any_token=True)
     if not isinstance(key, exp.Identifier):
         p.raise_error("Expected an option name")
+    assert isinstance(key, exp.Identifier)
     p._match(TokenType.EQ)
     value = p._parse_string() or p._parse_number()
     if not isinstance(value, exp.Literal):
