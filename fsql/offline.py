@@ -329,7 +329,7 @@ def _may_have_duplicates(rows: pa.Table, key: list[str]) -> bool:
     (far cheaper than a GROUP BY). True means "run the exact check"."""
     if rows.num_rows < 2:
         return False
-    h = np.zeros(rows.num_rows, dtype=np.uint64)
+    h: np.ndarray | None = None
     try:
         for name in key:
             column = rows.column(name)
@@ -341,12 +341,23 @@ def _may_have_duplicates(rows: pa.Table, key: list[str]) -> bool:
             elif not pa.types.is_integer(column.type):
                 # strings, decimals, ...: the dictionary index is an exact code
                 column = column.combine_chunks().dictionary_encode().indices
-            v = np.asarray(column.to_numpy()).astype(np.uint64, copy=False)
-            # splitmix64-style mixing so that h(a, b) == h(c, d) is unlikely
-            v = (v ^ (v >> np.uint64(31))) * _MIX
-            h = (h ^ (h >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9) + v
+            v = np.asarray(column.to_numpy())
+            v = v.view(np.uint64) if v.dtype.itemsize == 8 else v.astype(np.uint64)
+            # splitmix64-style mixing so that h(a, b) == h(c, d) is unlikely;
+            # in place, to keep the passes over memory few
+            x = v >> np.uint64(31)
+            x ^= v
+            x *= _MIX
+            if h is None:
+                h = x
+            else:
+                h ^= h >> np.uint64(29)
+                h *= np.uint64(0xBF58476D1CE4E5B9)
+                h += x
     except (pa.ArrowException, TypeError, ValueError):
         return True
+    if h is None:
+        return False
     h.sort()
     return bool((h[1:] == h[:-1]).any())
 
