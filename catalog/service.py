@@ -58,7 +58,7 @@ class Catalog:
             if pid is None:
                 pid = conn.execute(
                     m.projects.insert().values(name=name, description="", created_at_us=now_us())
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
             return int(pid)
 
     def projects(self) -> list[str]:
@@ -129,7 +129,7 @@ class Catalog:
                         query=query,
                         created_at_us=now_us(),
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
             except IntegrityError:
                 raise DuplicateObject(
                     f'feature group "{name}" version {version} already exists'
@@ -366,7 +366,7 @@ class Catalog:
                 m.commits.insert().values(
                     feature_group_id=fg.id, commit_time_us=t, state="pending", row_count=0
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
         return Commit(int(cid), fg.id, t, "pending", 0)
 
     def finish_commit(self, commit: Commit, row_count: int, *, upserts: bool) -> Commit:

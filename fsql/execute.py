@@ -10,7 +10,7 @@ from sqlglot import exp
 
 from fsql.catalog import FeatureGroup
 from fsql.errors import FeatureNotSupported, UndefinedObject, did_you_mean
-from fsql.offline import DIALECT
+from fsql.offline import DIALECT, subquery
 from fsql.on_demand import push_down
 from fsql.params import bind
 from fsql.sql.dialect import parse
@@ -50,7 +50,7 @@ def run_plain(store: Store, statement: exp.Expr) -> pa.Table:
     return store.engine.query(rewritten.sql(DIALECT), rewritten.meta.get("fsql_inputs", ()))
 
 
-def bind_feature_groups(store: Store, statement: exp.Expression) -> exp.Expression:
+def bind_feature_groups(store: Store, statement: exp.Expr) -> exp.Expr:
     statement = statement.copy()
     ctes = {c.alias_or_name for c in statement.find_all(exp.CTE)}
     fgs = store.feature_groups()
@@ -70,12 +70,12 @@ def bind_feature_groups(store: Store, statement: exp.Expression) -> exp.Expressi
             )
         alias = table.alias or table.name
         table.replace(
-            _versioned_source(store, fg, table).subquery(exp.to_identifier(alias, quoted=True))
+            subquery(_versioned_source(store, fg, table), alias)
         )
     return statement
 
 
-def _versioned_source(store: Store, fg: FeatureGroup, table: exp.Table) -> exp.Expression:
+def _versioned_source(store: Store, fg: FeatureGroup, table: exp.Table) -> exp.Expr:
     """``fg FOR SYSTEM_TIME AS OF t`` is the state at t; ``BETWEEN t1 AND t2``
     the rows committed in (t1, t2], with their commit id and time."""
     from fsql.plan import evaluate_time

@@ -26,7 +26,7 @@ def feature_ref(name: str) -> exp.Column:
         raise InvalidParameter(
             f"{name!r} is not a feature name", hint="Use feature, fg.feature or fg.*."
         )
-    this: exp.Expression = exp.Star() if parts[-1] == "*" else exp.to_identifier(parts[-1])
+    this: exp.Expr = exp.Star() if parts[-1] == "*" else exp.to_identifier(parts[-1])
     table = exp.to_identifier(parts[0]) if len(parts) == 2 else None
     return exp.Column(this=this, table=table)
 

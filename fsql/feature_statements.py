@@ -15,7 +15,7 @@ from fsql.errors import (
     UndefinedColumn,
     UndefinedObject,
 )
-from fsql.offline import DIALECT, col, ident
+from fsql.offline import DIALECT, col, ident, subquery
 from fsql.plan import execute_plan, plan_features
 from fsql.sql import nodes
 from fsql.statements import executes
@@ -25,11 +25,11 @@ if TYPE_CHECKING:
     from fsql.store import Store
 
 
-def _text(node: exp.Expression | None) -> str | None:
+def _text(node: exp.Expr | None) -> str | None:
     return None if node is None else str(node.this if isinstance(node, exp.Literal) else node.name)
 
 
-def _version(node: exp.Expression) -> int | None:
+def _version(node: exp.Expr) -> int | None:
     v = node.args.get("version")
     return int(v.this) if v is not None else None
 
@@ -130,7 +130,7 @@ def insert(store: Store, node: exp.Expr) -> pa.Table:
                 exp.alias_(exp.cast(col(src), _ch_type(fg, c)), ident(c))
                 for src, c in zip(_output_names(store, bound), columns, strict=False)
             ]
-        ).from_(bound.subquery("src"))
+        ).from_(subquery(bound, "src"))
         produced = _output_names(store, bound)
         if len(produced) != len(columns):
             raise InvalidParameter(
@@ -150,12 +150,12 @@ def _ch_type(fg: FeatureGroup, name: str) -> exp.DataType:
     return clickhouse_type(fg.feature(name).ftype, nullable=True)  # type: ignore[union-attr]
 
 
-def _output_names(store: Store, query: exp.Expression) -> list[str]:
-    probe = exp.select(exp.Star()).from_(query.copy().subquery("probe")).limit(0)
+def _output_names(store: Store, query: exp.Expr) -> list[str]:
+    probe = exp.select(exp.Star()).from_(subquery(query.copy(), "probe")).limit(0)
     return store.engine.query(probe.sql(DIALECT)).column_names
 
 
-def _values_select(fg: FeatureGroup, columns: list[str], values: exp.Values) -> exp.Expression:
+def _values_select(fg: FeatureGroup, columns: list[str], values: exp.Values) -> exp.Expr:
     selects = []
     for row in values.expressions:
         items = row.expressions if isinstance(row, exp.Tuple) else [row]
@@ -172,7 +172,7 @@ def _values_select(fg: FeatureGroup, columns: list[str], values: exp.Values) -> 
                 ]
             )
         )
-    union: exp.Expression = selects[0]
+    union: exp.Expr = selects[0]
     for s in selects[1:]:
         union = exp.union(union, s, distinct=False)
     return exp.select(*[col(c) for c in columns]).from_(
@@ -219,7 +219,7 @@ _FG_SCHEMA = pa.schema(
 )
 
 
-def _like(pattern: exp.Expression | None) -> Any:
+def _like(pattern: exp.Expr | None) -> Any:
     import re
 
     if pattern is None:

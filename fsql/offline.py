@@ -39,17 +39,17 @@ def col(name: str, table: str | None = None) -> exp.Column:
     return exp.Column(this=ident(name), table=ident(table) if table else None)
 
 
-def select_from(exprs: list[exp.Expression], relation: exp.Expression) -> exp.Select:
+def select_from(exprs: list[exp.Expr], relation: exp.Expr) -> exp.Select:
     """``SELECT exprs FROM relation``, built directly: sqlglot's builder
     helpers re-parse and copy, which dominates planning of wide queries."""
     return exp.Select(expressions=exprs, from_=exp.From(this=relation))
 
 
-def subquery(query: exp.Expression, alias: str) -> exp.Subquery:
+def subquery(query: exp.Expr, alias: str) -> exp.Subquery:
     return exp.Subquery(this=query, alias=exp.TableAlias(this=ident(alias)))
 
 
-def alias(expression: exp.Expression, name: str) -> exp.Alias:
+def alias(expression: exp.Expr, name: str) -> exp.Alias:
     return exp.Alias(this=expression, alias=ident(name))
 
 
@@ -64,7 +64,7 @@ def table_ref(fg: FeatureGroup, *, staging_commit: int | None = None) -> exp.Tab
     return exp.Table(this=ident(name), db=ident(database_name(fg.project)))
 
 
-def micros_literal(us: int) -> exp.Expression:
+def micros_literal(us: int) -> exp.Expr:
     """A UTC DateTime64(6) value from integer microseconds."""
     return exp.func("fromUnixTimestamp64Micro", exp.Literal.number(us), exp.Literal.string("UTC"))
 
@@ -98,8 +98,8 @@ class OfflineStore:
             )
             for f in fg.features
         ]
-        id_default: list[exp.Expression] = []
-        time_default: list[exp.Expression] = []
+        id_default: list[exp.Expr] = []
+        time_default: list[exp.Expr] = []
         if commit is not None:
             id_default = [
                 exp.ColumnConstraint(
@@ -162,7 +162,9 @@ class OfflineStore:
             self.engine.execute(self._create_sql(fg, staging, commit))
             columns = exp.Schema(this=staging, expressions=[ident(n) for n in rows.column_names])
             self.engine.execute(
-                exp.insert(exp.select(exp.Star()).from_(input_ref(0)), columns).sql(DIALECT),
+                exp.Insert(this=columns, expression=select_from([exp.Star()], input_ref(0))).sql(
+                    DIALECT
+                ),
                 [rows],
             )
             if _may_have_duplicates(rows, sort_key(fg)):

@@ -16,7 +16,7 @@ from sqlglot import exp
 from fsql.errors import InvalidParameter
 
 
-def literal(value: Any) -> exp.Expression:
+def literal(value: Any) -> exp.Expr:
     if value is None:
         return exp.Null()
     if isinstance(value, bool):

@@ -59,17 +59,17 @@ class FeaturePlan:
     groups: list[FeatureGroup]
     join_keys: dict[int, list[str]]
     key_columns: list[str]
-    spine: exp.Expression | None = None
+    spine: exp.Expr | None = None
     spine_columns: list[str] = field(default_factory=list)
     spine_types: dict[str, pa.Field] = field(default_factory=dict)
     spine_time: str | None = None
     spine_input: pa.Table | None = None
     as_of_us: int | None = None
     system_time_us: int | None = None
-    where: exp.Expression | None = None
-    order: exp.Expression | None = None
-    limit: exp.Expression | None = None
-    offset: exp.Expression | None = None
+    where: exp.Expr | None = None
+    order: exp.Expr | None = None
+    limit: exp.Expr | None = None
+    offset: exp.Expr | None = None
     lookup_keys: pa.Table | None = None
     source: Any = None  # OfflineStore (for relations); set by plan_features
 
@@ -113,7 +113,7 @@ class FeaturePlan:
     def _latest_sql(self) -> exp.Select:
         """No spine: the latest row per key (as of a time) of each group,
         left-joined to the first group."""
-        selects: list[exp.Expression] = []
+        selects: list[exp.Expr] = []
         base_alias = self._group_alias(0)
         q: exp.Select | None = None
         for i, fg in enumerate(self.groups):
@@ -174,7 +174,7 @@ class FeaturePlan:
     def _spine_sql(self) -> exp.Select:
         assert self.spine is not None
         time_cols: dict[str, str] = {}  # ClickHouse type -> spine column alias
-        spine_select: list[exp.Expression] = [exp.Star()]
+        spine_select: list[exp.Expr] = [exp.Star()]
         for fg in self.groups:
             if not fg.event_time or self.spine_time is None:
                 continue
@@ -211,10 +211,10 @@ class FeaturePlan:
             if pit:
                 names.append(fg.event_time)  # type: ignore[arg-type]
             rel = self._fg_relation(fg, names, as_of=False)
-            conds: list[exp.Expression] = [
+            conds: list[exp.Expr] = [
                 exp.EQ(this=col(k, SPINE), expression=col(k, alias)) for k in keys
             ]
-            if pit:
+            if pit and fg.event_time:
                 ftype = fg.feature(fg.event_time).ftype  # type: ignore[union-attr]
                 conds.append(
                     exp.GTE(
@@ -248,7 +248,7 @@ class FeaturePlan:
                         this=subquery(rel, alias), side="LEFT", on=exp.and_(*conds, copy=False)
                     ),
                 )
-        selects: list[exp.Expression] = [alias_(col(c, SPINE), c) for c in self.spine_columns]
+        selects: list[exp.Expr] = [alias_(col(c, SPINE), c) for c in self.spine_columns]
         for f in self.features:
             if f.fg is None:
                 if f.alias != f.feature:
@@ -286,11 +286,11 @@ class FeaturePlan:
         return outer
 
 
-def _micros(us: int) -> exp.Expression:
+def _micros(us: int) -> exp.Expr:
     return exp.func("fromUnixTimestamp64Micro", exp.Literal.number(us), exp.Literal.string("UTC"))
 
 
-def _unqualify(node: exp.Expression, names: set[str]) -> exp.Expression:
+def _unqualify(node: exp.Expr, names: set[str]) -> exp.Expr:
     """The outer query sees output columns only: ``l.ts`` becomes ``ts``."""
     for c in list(node.find_all(exp.Column)):
         if c.name in names:
@@ -315,7 +315,7 @@ def _latest_groups(store: Store) -> tuple[dict[str, FeatureGroup], dict[str, Fea
     return latest, by_version
 
 
-def _position(node: exp.Expression) -> int | None:
+def _position(node: exp.Expr) -> int | None:
     """1-based offset of the node's first token in the statement text."""
     for sub in node.walk():
         start = (getattr(sub, "_meta", None) or {}).get("start")
@@ -324,7 +324,7 @@ def _position(node: exp.Expression) -> int | None:
     return None
 
 
-def evaluate_time(store: Store, node: exp.Expression) -> int:
+def evaluate_time(store: Store, node: exp.Expr) -> int:
     """Evaluate a constant time expression (``TIMESTAMP '...'``, ``now() -
     interval '1 day'``) to microseconds since the epoch, UTC."""
     if isinstance(node, exp.Literal) and not node.is_string:
@@ -363,7 +363,7 @@ def plan_features(
     from fsql.execute import bind_feature_groups
 
     latest, by_version = _latest_groups(store)
-    spine_rel: exp.Expression | None = None
+    spine_rel: exp.Expr | None = None
     spine_alias: str | None = None
     spine_columns: list[str] = []
     spine_input: pa.Table | None = None
@@ -626,7 +626,7 @@ def _resolve_group(
     table: str,
     latest: dict[str, FeatureGroup],
     by_version: dict[str, FeatureGroup],
-    ref: exp.Expression,
+    ref: exp.Expr,
 ) -> FeatureGroup:
     fg = latest.get(table) or by_version.get(table)
     if fg is None:
@@ -638,7 +638,7 @@ def _resolve_group(
     return fg
 
 
-def _bind_relation(store: Store, rel: exp.Expression, bind: Any) -> exp.Expression:
+def _bind_relation(store: Store, rel: exp.Expr, bind: Any) -> exp.Expr:
     """A spine relation as ClickHouse: files become ``file()``, feature groups
     their source relation."""
     if isinstance(rel, (exp.ReadParquet, exp.ReadCSV)) or (
@@ -668,7 +668,7 @@ def _bind_relation(store: Store, rel: exp.Expression, bind: Any) -> exp.Expressi
     return bound
 
 
-def _literal_value(node: exp.Expression) -> Any:
+def _literal_value(node: exp.Expr) -> Any:
     if isinstance(node, exp.Literal):
         if node.is_string:
             return node.this

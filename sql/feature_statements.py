@@ -50,7 +50,7 @@ def _parse_name(p: Parser) -> exp.Identifier:
     return ident
 
 
-def _parse_version(p: Parser) -> exp.Expression | None:
+def _parse_version(p: Parser) -> exp.Expr | None:
     if p._match_text_seq("VERSION"):
         num = p._parse_number()
         if num is None:
@@ -70,7 +70,7 @@ def _parse_string(p: Parser, what: str) -> exp.Literal:
 # SELECT FEATURES ---------------------------------------------------------
 
 
-def _parse_feature_item(p: Parser) -> exp.Expression:
+def _parse_feature_item(p: Parser) -> exp.Expr:
     item = p._parse_column()
     if item is None:
         _fail(p, "Expected a feature name")
@@ -82,13 +82,13 @@ def _parse_feature_item(p: Parser) -> exp.Expression:
     return item
 
 
-def _parse_spine(p: Parser) -> exp.Expression:
+def _parse_spine(p: Parser) -> exp.Expr:
     if p._match(TokenType.L_PAREN):
         query = p._parse_select(nested=True, parse_subquery_alias=False)
         if query is None:
             _fail(p, "Expected a query in parentheses")
         p._match_r_paren()
-        relation: exp.Expression = exp.Subquery(this=query)
+        relation: exp.Expr = exp.Subquery(this=query)
     else:
         func = p._parse_function()
         if func is not None:
@@ -97,6 +97,7 @@ def _parse_spine(p: Parser) -> exp.Expression:
             table = p._parse_table_parts()
             if table is None:
                 _fail(p, "Expected a spine: a table, subquery or read_parquet(...)")
+            assert table is not None
             relation = table
     if _peek_words(p, "AS", "OF"):
         return relation
@@ -187,8 +188,8 @@ def _create_feature_group(p: Parser) -> exp.Expr:
     return node
 
 
-def _parse_metadata_pairs(p: Parser) -> list[exp.Expression]:
-    def pair() -> exp.Expression:
+def _parse_metadata_pairs(p: Parser) -> list[exp.Expr]:
+    def pair() -> exp.Expr:
         key = _parse_string(p, "a metadata key")
         if not p._match(TokenType.EQ):
             _fail(p, "Expected = after the metadata key")
