@@ -46,6 +46,7 @@ from fsql.errors import (
     FsqlError,
     InvalidParameter,
     UndefinedObject,
+    did_you_mean,
 )
 from fsql.offline import micros_literal
 from fsql.tables import as_arrow
@@ -356,6 +357,7 @@ def _publish(
             loc.move(work, final)
         except BaseException:
             loc.delete_dir(work)
+            _remove_if_empty(loc, loc.path(name))
             raise
     else:
         try:
@@ -364,6 +366,14 @@ def _publish(
             loc.delete_dir(final)
             raise
     return final
+
+
+def _remove_if_empty(loc: Location, folder: str) -> None:
+    try:
+        if loc.is_local and not any(Path(folder).iterdir()):
+            Path(folder).rmdir()
+    except OSError:
+        pass
 
 
 def _is_orphan(loc: Location, folder: str, name: str, version: int) -> bool:
@@ -533,6 +543,7 @@ def _materialize(
         )
     except BaseException:
         loc.delete_dir(folder)
+        _remove_if_empty(loc, loc.path(name))
         raise
     timings["register_s"] = time.perf_counter() - start
     handle = TrainingDataset(store, record)
@@ -906,14 +917,25 @@ def lineage(store: Store, name: str) -> pa.Table:
             query = {"feature": text}
     hits = catalog_td.lineage(store.catalog, store.project, **query)
     if not hits:
-        known_fg = query.get("feature_group") in fg_names
-        known_feature = any(fg.feature(query.get("feature", "")) is not None for fg in fgs) or bool(
-            catalog_td.lineage(store.catalog, store.project)
+        group, feature = query.get("feature_group"), query.get("feature")
+        everything = catalog_td.lineage(store.catalog, store.project)
+        known_group = (
+            group is None
+            or group in fg_names
+            or any(e.feature_group == group for _, e in everything)
         )
-        if not known_fg and not known_feature and "feature" not in query:
-            raise UndefinedObject(f'no feature group or feature named "{name}"')
-        if not known_fg and "feature_group" in query and query.get("feature") is None:
-            raise UndefinedObject(f'feature group "{query["feature_group"]}" does not exist')
+        known_feature = (
+            feature is None
+            or any(fg.feature(feature) for fg in fgs)
+            or any(e.feature == feature for _, e in everything)
+        )
+        if not (known_group and known_feature):
+            raise UndefinedObject(
+                f'no feature group or feature named "{name}"',
+                hint=did_you_mean(
+                    text, sorted(fg_names | {f.name for fg in fgs for f in fg.features})
+                ),
+            )
     rows = [
         {
             "training_dataset": r.name,
