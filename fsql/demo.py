@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -218,6 +218,43 @@ def build(store: Store, *, customers: int = 300, seed: int = 7) -> dict[str, int
     }
 
 
+def limit_change_example(store: Store) -> tuple[int, datetime] | None:
+    """A customer whose credit limit changed, with transactions in the day
+    before and the day after the change: (customer_id, change time)."""
+    profiles = store.get_feature_group("customer_profiles").read()
+    changes = [
+        (r["customer_id"], r["updated_at"])
+        for r in profiles.to_pylist()
+        if r["updated_at"] != datetime(2024, 1, 1)
+    ]
+    tx = store.get_feature_group("transactions").read().select(["customer_id", "event_ts"])
+    by_customer: dict[int, list[datetime]] = {}
+    for c, t in zip(
+        tx.column("customer_id").to_pylist(), tx.column("event_ts").to_pylist(), strict=True
+    ):
+        by_customer.setdefault(c, []).append(t)
+    best, best_score = None, 0
+    for customer, at in changes:
+        times = by_customer.get(customer, [])
+        before = sum(1 for t in times if at - timedelta(days=1) <= t < at)
+        after = sum(1 for t in times if at <= t < at + timedelta(days=1))
+        score = min(before, after, 3)
+        if score > best_score:
+            best, best_score = (customer, at), score
+    return best
+
+
+def pit_query(customer: int, at: datetime) -> str:
+    """The demo's point-in-time query: labels of one customer around a
+    profile change, each joined with the features as they were then."""
+    lo = (at - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    hi = (at + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    return f"""SELECT FEATURES credit_limit, amount_sum_7d, tx_count_1d
+FROM fraud_labels AS OF fraud_labels.event_ts
+WHERE fraud_labels.customer_id = {int(customer)}
+  AND fraud_labels.event_ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'"""
+
+
 QUERIES: list[tuple[str, str]] = [
     (
         "Fraud rate by 7-day spend (plain SQL over feature groups)",
@@ -281,6 +318,18 @@ def run_demo(path: Path, *, echo: Callable[[str], object] = print) -> None:
                 )
             ).rstrip("\n")
         )
+        example = limit_change_example(store)
+        if example is not None:
+            customer, at = example
+            text = pit_query(customer, at)
+            echo(
+                f"\nPoint-in-time join: every label row gets the feature values as they "
+                f"were at its event time. Customer {customer}'s credit limit changed on "
+                f"{at:%Y-%m-%d}; rows before it see the old limit:\n"
+            )
+            echo(_indent(text))
+            echo("")
+            echo(format_table(store.sql(text)).rstrip("\n"))
         hits = store.search("spend")
         found = sorted(set(hits.column("feature").drop_null().to_pylist()))
         echo(f"\nSearch 'spend' finds the features: {', '.join(found)}")
@@ -294,6 +343,9 @@ def run_demo(path: Path, *, echo: Callable[[str], object] = print) -> None:
         'GROUP BY 1 ORDER BY 2 DESC" --format csv\n'
         '  fsql sql "SELECT * FROM fraud_labels WHERE is_fraud" --format parquet '
         "--output fraud.parquet\n"
+        '  fsql sql "SELECT FEATURES amount_sum_7d, age, credit_limit '
+        'FROM fraud_labels AS OF fraud_labels.event_ts" --format parquet -o training.parquet\n'
+        '  fsql sql "SELECT FEATURES amount_sum_7d, credit_limit WHERE customer_id = 42"\n'
         "  fsql ingest fraud.parquet --into confirmed_fraud --primary-key customer_id "
         "--event-time event_ts\n"
         f'  python -c "import fsql; s = fsql.connect({str(path)!r}); '

@@ -201,6 +201,7 @@ def test_demo_builds_store_and_prints_results(runner, tmp_path):
     out = result.output
     assert "Fraud rate by 7-day spend" in out and "4: >= 5000" in out
     assert "Time travel" in out and "Try next:" in out
+    assert "Point-in-time join" in out and "SELECT FEATURES" in out
     with fsql.connect(path) as s:
         assert {g.name for g in s.feature_groups()} == {
             "transactions",
