@@ -235,6 +235,7 @@ class Binding:
     connector_type: str
     dialect: str
     mode: str  # 'pushdown' | 'fetch'
+    source_query: str = ""  # fetch mode: the query the client ran at the source
 
 
 def source(
@@ -280,7 +281,7 @@ def source(
     for f in fg.features:
         ch = clickhouse_type(f.ftype, nullable=f.name not in not_null)
         value: exp.Expr = exp.column(_ident(f.name), table=_ident(ALIAS))
-        if f.type == "timestamp":
+        if f.type == "timestamp" and conn.type_name == "files":
             # a CAST keeps a zone the source attached (Parquet says UTC); a
             # naive timestamp is the same instant with no zone
             value = exp.func(
@@ -310,7 +311,14 @@ def source(
                 )
             )
         )
-    outer.meta[META] = Binding(fg.name, conn.name, conn.type_name, conn.dialect, mode)
+    outer.meta[META] = Binding(
+        fg.name,
+        conn.name,
+        conn.type_name,
+        conn.dialect,
+        mode,
+        conn.source_sql(query) if mode == "fetch" else "",
+    )
     return outer
 
 
@@ -602,7 +610,9 @@ def explain_sources(statement: exp.Expression) -> list[dict[str, str]]:
                     if t.alias and t.alias != original.name:
                         original.set("alias", exp.TableAlias(this=_ident(t.alias)))
                     t.replace(original)
-            text = shown.sql(b.dialect if b.mode == "pushdown" else DIALECT, identify=True)
+            text = shown.sql(b.dialect, identify=True)
+        if b.mode == "fetch":
+            text = b.source_query
         out.append(
             {
                 "feature_group": b.fg,

@@ -206,3 +206,50 @@ def test_on_demand_has_no_change_feed(store, pg_table):
     with pytest.raises(FsqlError) as e:
         store.offline.source(store.catalog.feature_group(store.project, "p"), since_us=0)
     assert e.value.sqlstate == "0A000"
+
+
+def test_training_dataset_over_on_demand_group(store, pg_table):
+    t, _ = pg_table
+    store.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG})")
+    store.sql(
+        "CREATE ON DEMAND FEATURE GROUP profile CONNECTOR crm PRIMARY KEY (customer_id) "
+        f"EVENT TIME updated_at AS SELECT id AS customer_id, age, updated_at FROM {t}"
+    )
+    labels = pa.table(
+        {
+            "customer_id": [1, 2, 3, 3],
+            "ts": [dt.datetime(2024, 1, d) for d in (5, 1, 3, 2)],
+            "label": [1, 0, 1, 0],
+        }
+    )
+    store.create_feature_group("labels", labels, primary_key="customer_id", event_time="ts")
+    store.sql(
+        "CREATE TRAINING DATASET churn AS SELECT FEATURES age, labels.label "
+        "FROM labels AS OF labels.ts"
+    )
+    rows = store.sql("SELECT * FROM churn").to_pylist()
+    got = sorted((r["customer_id"], r["ts"], r["age"], r["label"]) for r in rows)
+    assert got == [
+        (1, dt.datetime(2024, 1, 5), 30, 1),
+        (2, dt.datetime(2024, 1, 1), None, 0),  # profile row is from Jan 2: not yet true
+        (3, dt.datetime(2024, 1, 2), None, 0),
+        (3, dt.datetime(2024, 1, 3), 50, 1),
+    ]
+
+
+def test_fetch_mode_explain_shows_source_query(store, pg_table):
+    t, _ = pg_table
+    store.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG})")
+    store.sql(
+        "CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) "
+        f"AS SELECT id, age / 7 AS weeks, COALESCE(age, 0) % 3 AS m FROM {t}"
+    )
+    # PostgreSQL integer division and modulo, as the source means them
+    assert store.sql("SELECT weeks, m FROM p ORDER BY id").to_pylist() == [
+        {"weeks": 4, "m": 0},
+        {"weeks": 5, "m": 1},
+        {"weeks": 7, "m": 2},
+    ]
+    plan = "\n".join(store.sql("EXPLAIN SELECT * FROM p").column(0).to_pylist())
+    assert '(postgres, fetch): SELECT "id", "age" / 7 AS "weeks"' in plan
+    assert f'FROM "public"."{t}"' in plan
