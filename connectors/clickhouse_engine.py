@@ -27,7 +27,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pyarrow as pa
@@ -93,7 +93,7 @@ def _input_index(node: exp.Anonymous) -> int | None:
 
 def _parse(sql: str) -> exp.Expression:
     try:
-        return sqlglot.parse_one(sql, read=PARSE_DIALECT)
+        return cast(exp.Expression, sqlglot.parse_one(sql, read=PARSE_DIALECT))
     except sqlglot.errors.ParseError as e:
         raise EngineError(f"cannot rewrite Arrow inputs of the query: {e}", detail=sql[:2000])
 
@@ -160,6 +160,7 @@ class ClickHouseEngine:
     def __init__(self, url: str) -> None:
         import clickhouse_connect
 
+        self._client: Any = None
         self.url = url
         args = parse_url(url)
         settings = {"session_timezone": NAIVE_TZ, **args.pop("settings")}

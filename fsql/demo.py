@@ -92,19 +92,14 @@ def transactions(prof: pa.Table, rng: np.random.Generator) -> tuple[pa.Table, pa
                 np.ones(k, dtype=bool),
             )
         )
-    cust, ts, amount, category, country, fraud = (
-        np.concatenate([p[i] for p in parts]) for i in range(6)
-    )
+    columns: list[np.ndarray] = [np.concatenate([p[i] for p in parts]) for i in range(6)]
     # one row per (customer, microsecond): drop the rare exact collisions
-    order = np.lexsort((ts, cust))
-    cust, ts, amount, category, country, fraud = (
-        a[order] for a in (cust, ts, amount, category, country, fraud)
-    )
-    keep = np.ones(cust.size, dtype=bool)
-    keep[1:] = (cust[1:] != cust[:-1]) | (ts[1:] != ts[:-1])
-    cust, ts, amount, category, country, fraud = (
-        a[keep] for a in (cust, ts, amount, category, country, fraud)
-    )
+    order = np.lexsort((columns[1], columns[0]))
+    columns = [a[order] for a in columns]
+    c, t = columns[0], columns[1]
+    keep = np.ones(c.size, dtype=bool)
+    keep[1:] = (c[1:] != c[:-1]) | (t[1:] != t[:-1])
+    cust, ts, amount, category, country, fraud = (a[keep] for a in columns)
 
     # rolling windows over each customer's transactions up to and including this one
     span = DAYS * DAY_US * 4
