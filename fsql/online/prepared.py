@@ -157,9 +157,12 @@ def run(service: OnlineService, text: str, params: Sequence[Any] | None) -> pa.T
                 v = params[v - 1]
             column.append(v)
         try:
-            arrays.append(pa.array(column).cast(dtype))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            return None
+            arrays.append(pa.array(column, type=dtype))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+            try:  # e.g. text parameters from the Postgres wire
+                arrays.append(pa.array(column).cast(dtype))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                return None
     keys = pa.Table.from_arrays(arrays, names=entry.key_columns)
     plan = LookupPlan(
         features=entry.features,

@@ -364,12 +364,14 @@ class OnlineService:
             hint="Pass a list of feature names or a training dataset.",
         )
 
-    def plan(self, features: Any) -> VectorPlan:
-        try:
-            key: Any = tuple(features) if not isinstance(features, str) else (features,)
-            hash(key)
-        except TypeError:
-            key = None
+    def plan(self, features: Any, cache_key: Any = None) -> VectorPlan:
+        key = cache_key
+        if key is None:
+            try:
+                key = tuple(features) if not isinstance(features, str) else (features,)
+                hash(key)
+            except TypeError:
+                key = None
         if key is not None:
             cached = self._plans.get(key)
             if cached is not None:
@@ -569,19 +571,28 @@ class OnlineService:
                 return None
         key_columns = list(getattr(plan, "key_columns", groups[0].primary_key))
         try:
-            vplan = self.plan(tuple(refs))
+            vplan = self.plan(
+                tuple(refs), cache_key=("refs", *((r[0].id, r[1], r[2]) for r in refs))
+            )
         except NotOnline:
             return None
-        keys = _distinct(keys)
+        if keys.num_rows > 1:
+            keys = _distinct(keys)
         _, rows = self.lookup_rows(vplan, keys)
         # the first group decides which keys have a row (as the offline LEFT JOIN does)
         first = next((i for i, g in enumerate(vplan.groups) if g.fg.id == groups[0].id), None)
         if first is not None:
-            present = [r is not None for r in rows[first]]
+            found = rows[first]
         else:
-            probe = self.plan(((groups[0], groups[0].primary_key[0], "_probe"),))
-            _, probe_rows = self.lookup_rows(probe, keys)
-            present = [r is not None for r in probe_rows[0]]
+            g0 = groups[0]
+            probe = self.plan(((g0, g0.primary_key[0], "_probe"),), cache_key=("probe", g0.id))
+            found = self.lookup_rows(probe, keys)[1][0]
+        take = [i for i, r in enumerate(found) if r is not None]
+        if limit is not None:
+            take = take[:limit]
+        if len(take) != keys.num_rows:
+            keys = keys.take(pa.array(take, type=pa.int64()))
+            rows = [[group_rows[i] for i in take] for group_rows in rows]
         arrays = [keys.column(k) for k in key_columns]
         names = list(key_columns)
         for n, ((gi, i, is_key), ref) in enumerate(zip(vplan.slots, plan.features, strict=True)):
@@ -594,10 +605,7 @@ class OnlineService:
                     )
                 )
             names.append(ref.alias)
-        out = pa.Table.from_arrays(arrays, names=names).filter(pa.array(present, type=pa.bool_()))
-        if limit is not None:
-            out = out.slice(0, limit)
-        return out
+        return pa.Table.from_arrays(arrays, names=names)
 
 
 def _distinct(table: pa.Table) -> pa.Table:
