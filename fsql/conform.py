@@ -60,15 +60,12 @@ def conform(fg: FeatureGroup, table: pa.Table) -> pa.Table:
     mistyped: list[str] = []
     for name, ftype in expected.items():
         if name in given and not compatible(table.schema.field(name).type, ftype.arrow):
-            mistyped.append(
-                f"{name} (expected {ftype.name}, got {table.schema.field(name).type})"
-            )
+            mistyped.append(f"{name} (expected {ftype.name}, got {table.schema.field(name).type})")
     if missing or extra or mistyped:
         problems = []
         if missing:
             problems.append(
-                "missing columns: "
-                + ", ".join(f"{n} ({expected[n].name})" for n in missing)
+                "missing columns: " + ", ".join(f"{n} ({expected[n].name})" for n in missing)
             )
         if extra:
             problems.append("unknown columns: " + ", ".join(extra))
@@ -78,8 +75,7 @@ def conform(fg: FeatureGroup, table: pa.Table) -> pa.Table:
         raise err_cls(
             f'insert into feature group "{fg.name}" version {fg.version} does not match its '
             "schema: " + "; ".join(problems),
-            hint="Expected columns: "
-            + ", ".join(f"{n} {t.name}" for n, t in expected.items()),
+            hint="Expected columns: " + ", ".join(f"{n} {t.name}" for n, t in expected.items()),
         )
     arrays = []
     for name, ftype in expected.items():
@@ -90,9 +86,7 @@ def conform(fg: FeatureGroup, table: pa.Table) -> pa.Table:
     if bad:
         raise NotNullViolation(
             f'insert into feature group "{fg.name}": null values in '
-            + ", ".join(
-                f"{n} ({out.column(n).null_count} rows)" for n in bad
-            )
+            + ", ".join(f"{n} ({out.column(n).null_count} rows)" for n in bad)
             + "; primary key and event time columns must not be null",
         )
     return out
@@ -104,8 +98,8 @@ def _cast(fg: FeatureGroup, name: str, col: pa.ChunkedArray, ftype: FeatureType)
     src = col.type
     if pa.types.is_dictionary(src):
         col = col.cast(src.value_type)
-    if pa.types.is_timestamp(src) and pa.types.is_timestamp(ftype.arrow):
-        # timestamps keep their instant: naive stays naive, aware goes to UTC
+    # timestamps keep their instant: naive stays naive, aware goes to UTC
+    if pa.types.is_timestamp(src) and pa.types.is_timestamp(ftype.arrow):  # noqa: SIM102
         if src.tz and not ftype.arrow.tz:
             col = col.cast(pa.timestamp(src.unit))
     try:

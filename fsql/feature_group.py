@@ -42,7 +42,9 @@ class FeatureGroupHandle:
         """Append (upsert) rows as one commit."""
         fg = self._refresh()
         if fg.kind != "cached":
-            raise FeatureNotSupported(f'feature group "{fg.name}" is on-demand; it has no rows to insert')
+            raise FeatureNotSupported(
+                f'feature group "{fg.name}" is on-demand; it has no rows to insert'
+            )
         commit = self._store.offline.insert(fg, as_arrow(data))
         self._after_commit(commit)
         return commit
