@@ -495,6 +495,7 @@ def push_down(statement: exp.Expression) -> exp.Expression:
     """Copy simple filters over on-demand relations next to their table
     functions, so the engine sends them to the source. In place; returns
     ``statement``."""
+    _spine_bounds(statement)
     for sub in list(statement.find_all(exp.Subquery)):
         outer = sub.this
         if not isinstance(outer, exp.Select) or binding_of(outer) is None:
@@ -519,6 +520,77 @@ def push_down(statement: exp.Expression) -> exp.Expression:
                 assert isinstance(inner, exp.Select)
                 inner.where(moved, copy=False)
     return statement
+
+
+SCALAR = "fsql_scalar"
+
+
+def _od_relation(node: exp.Expr) -> bool:
+    """``node`` is a select straight over a pushed-down on-demand relation."""
+    if not isinstance(node, exp.Select):
+        return False
+    from_ = node.args.get("from_")
+    if from_ is None or not isinstance(from_.this, exp.Subquery) or node.args.get("joins"):
+        return False
+    b = binding_of(from_.this.this)
+    return b is not None and b.mode == "pushdown"
+
+
+def _spine_bounds(statement: exp.Expression) -> None:
+    """A point-in-time join only needs source rows with a key inside the
+    spine's key range and an event time at or before the spine's latest
+    time: add those bounds (as scalar subqueries over the spine, which the
+    engine computes first) to the on-demand side of the join."""
+    for join in list(statement.find_all(exp.Join)):
+        right = join.this
+        on = join.args.get("on")
+        select = join.parent
+        if on is None or not isinstance(right, exp.Subquery) or not _od_relation(right.this):
+            continue
+        if not isinstance(select, exp.Select) or select.args.get("from_") is None:
+            continue
+        spine = select.args["from_"].this
+        if not isinstance(spine, exp.Subquery) or not spine.alias_or_name:
+            continue
+        if any(binding_of(n) is not None for n in spine.find_all(exp.Select)):
+            continue  # the spine reads a source itself: do not read it twice more
+        s_alias, g_alias = spine.alias_or_name, right.alias_or_name
+        rel = right.this
+        assert isinstance(rel, exp.Select)
+        for conj in _conjuncts(on):
+            if not isinstance(conj, exp.EQ | exp.GTE | exp.LTE):
+                continue
+            a, b = conj.this, conj.expression
+            if not (isinstance(a, exp.Column) and isinstance(b, exp.Column)):
+                continue
+            if a.table == g_alias and b.table == s_alias:
+                a, b = b, a
+                kind = {exp.EQ: "eq", exp.GTE: "le", exp.LTE: "ge"}[type(conj)]
+            elif a.table == s_alias and b.table == g_alias:
+                kind = {exp.EQ: "eq", exp.GTE: "ge", exp.LTE: "le"}[type(conj)]
+            else:
+                continue
+            # a: spine column, b: group column; kind: spine (op) group
+            target = exp.column(_ident(b.name))
+            if kind in ("eq", "ge"):  # group <= max(spine)
+                rel.where(
+                    exp.LTE(this=target, expression=_scalar(spine, "max", a.name)), copy=False
+                )
+            if kind in ("eq", "le"):  # group >= min(spine)
+                rel.where(
+                    exp.GTE(this=target.copy(), expression=_scalar(spine, "min", a.name)),
+                    copy=False,
+                )
+
+
+def _scalar(spine: exp.Subquery, fn: str, column: str) -> exp.Subquery:
+    body = spine.this.copy()
+    q = exp.select(exp.func(fn, exp.column(_ident(column)))).from_(
+        exp.Subquery(this=body, alias=exp.TableAlias(this=_ident("fsql_bounds")))
+    )
+    sub = exp.Subquery(this=q)
+    sub.meta[SCALAR] = True
+    return sub
 
 
 def _pushable_columns(outer: exp.Select) -> dict[str, exp.Expression]:
@@ -567,9 +639,11 @@ def _rewrite(
 ) -> exp.Expr | None:
     if not isinstance(conjunct, _SIMPLE_PREDICATES):
         return None
-    if any(True for _ in conjunct.find_all(*_FORBIDDEN_INSIDE)):
+    scalars = [n for n in conjunct.find_all(exp.Subquery) if n.meta.get(SCALAR)]
+    inside = {id(x) for sc in scalars for x in sc.walk()}
+    if any(id(n) not in inside for n in conjunct.find_all(*_FORBIDDEN_INSIDE)):
         return None
-    columns = list(conjunct.find_all(exp.Column))
+    columns = [c for c in conjunct.find_all(exp.Column) if id(c) not in inside]
     if not columns:
         return None
     for c in columns:
@@ -580,7 +654,9 @@ def _rewrite(
         if c.name not in targets or c.name == "__select__":
             return None
     moved = conjunct.copy()
-    for c in list(moved.find_all(exp.Column)):
+    moved_scalars = [n for n in moved.find_all(exp.Subquery) if n.meta.get(SCALAR)]
+    skip = {id(x) for sc in moved_scalars for x in sc.walk()}
+    for c in [c for c in moved.find_all(exp.Column) if id(c) not in skip]:
         c.replace(targets[c.name].copy())
     return moved
 
@@ -604,6 +680,10 @@ def explain_sources(statement: exp.Expression) -> list[dict[str, str]]:
         text = ""
         if isinstance(inner, exp.Query):
             shown = inner.copy()
+            for sc in [n for n in shown.find_all(exp.Subquery) if n.meta.get(SCALAR)]:
+                # computed by the engine first; the source receives a constant
+                agg = sc.this.expressions[0]
+                sc.replace(exp.var(f"<{agg.key} of spine {agg.this.name}>"))
             for t in list(shown.find_all(exp.Table)):
                 if isinstance(t.this, exp.Anonymous) and t.this.meta.get("fsql_source_table"):
                     original = t.this.meta["fsql_source_table"].copy()

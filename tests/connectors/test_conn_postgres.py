@@ -306,3 +306,33 @@ def test_reopen_store_reads_again(store_path, pg):
         )
     with fsql.connect(store_path) as s:
         assert s.sql("SELECT * FROM r").to_pylist() == [{"id": 7, "v": "x"}]
+
+
+def test_point_in_time_join_bounds_reach_the_source(store, pg):
+    """The join only needs keys within the spine's range and times up to its
+    latest: row 999 (1/0 in the view) is outside both and never computed."""
+    t = pg.table(
+        "od_pitb",
+        "id bigint, ts timestamp",
+        "(1, '2024-01-01'), (2, '2024-01-02'), (999, '2024-01-03')",
+    )
+    v = pg.view("od_pitbv", f"SELECT id, ts, 1 / (id - 999) AS x FROM {t}")
+    _connector(store)
+    store.sql(
+        "CREATE ON DEMAND FEATURE GROUP trap CONNECTOR crm PRIMARY KEY (k) EVENT TIME ts "
+        f"AS SELECT id AS k, ts, x FROM {v}"
+    )
+    import pyarrow as pa
+
+    spine = pa.table({"k": [2, 1, 2], "at": [dt.datetime(2024, 1, d) for d in (5, 5, 1)]})
+    got = store.get_features(["x"], spine=spine, as_of="at")
+    assert got.column("x").to_pylist() == [0, 0, None]
+    store.create_feature_group("labels", spine.slice(0, 2), primary_key="k", event_time="at")
+    plan = "\n".join(
+        store.sql("EXPLAIN SELECT FEATURES x FROM labels AS OF labels.at").column(0).to_pylist()
+    )
+    assert '"id" <= <max of spine k>' in plan and '"ts" <= <max of spine' in plan
+    assert store.sql("SELECT FEATURES x FROM labels AS OF labels.at").column("x").to_pylist() == [
+        0,
+        0,
+    ]
