@@ -356,6 +356,42 @@ def data_rows(batch: pa.RecordBatch | pa.Table, fields: list[Field]) -> bytes:
     return _concat(joined)
 
 
+def copy_csv(batch: pa.RecordBatch | pa.Table, header: list[str] | None = None) -> bytes:
+    """Rows in COPY csv format: NULL is empty, values quoted only when needed."""
+    cols = []
+    empty = pa.scalar("", pa.large_string())
+    for i in range(batch.num_columns):
+        arr = batch.column(i)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        s = _text_column(arr).cast(pa.large_string())
+        needs = pc.or_(pc.match_substring_regex(s, '[",\n\r]'), pc.equal(s, empty))
+        quoted = pc.binary_join_element_wise(
+            pa.scalar('"', pa.large_string()),
+            pc.replace_substring(s, '"', '""'),
+            pa.scalar('"', pa.large_string()),
+            empty,
+        )
+        cols.append(pc.fill_null(pc.if_else(needs, quoted, s), empty))
+    head = b""
+    if header is not None:
+        head = (",".join(_csv_quote(h) for h in header) + "\n").encode()
+    if batch.num_rows == 0:
+        return head
+    if not cols:
+        return head + b"\n" * batch.num_rows
+    comma = pa.scalar(",", pa.large_string())
+    joined = pc.binary_join_element_wise(*cols, comma) if len(cols) > 1 else cols[0]
+    lines = pc.binary_join_element_wise(joined, pa.scalar("\n", pa.large_string()), empty)
+    return head + _concat(lines)
+
+
+def _csv_quote(text: str) -> str:
+    if text == "" or any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def _concat(arr: pa.Array) -> bytes:
     offs = np.frombuffer(
         arr.buffers()[1], dtype=np.int64, count=len(arr) + 1, offset=arr.offset * 8

