@@ -352,6 +352,9 @@ class OnlineService:
             return [features]
         if isinstance(features, Sequence):
             return list(features)
+        td = getattr(features, "record", features)
+        if hasattr(td, "lineage") and hasattr(td, "split_counts"):
+            return self._training_dataset_features(td)
         # a training dataset (or anything that lists its features)
         for attr in ("feature_names", "features"):
             listed = getattr(features, attr, None)
@@ -364,8 +367,47 @@ class OnlineService:
             hint="Pass a list of feature names or a training dataset.",
         )
 
+    def _training_dataset_features(self, td: Any) -> list[Any]:
+        """The features a training dataset was built from, at the feature-group
+        versions it recorded (spine columns, keys, event times and labels are
+        not served)."""
+        from fsql.plan import plan_features
+        from fsql.sql.dialect import parse
+        from fsql.sql.nodes import SelectFeatures
+
+        wanted: set[str] | None = None
+        try:
+            node = parse(td.query)[0] if td.query else None
+            if isinstance(node, SelectFeatures):
+                plan = plan_features(self.store, node)
+                wanted = {r.alias for r in plan.features if r.fg is not None}
+        except FsqlError:
+            wanted = None
+        labels = {c for c in str(td.options.get("label", "label")).split(",") if c}
+        out: list[Any] = []
+        for e in td.lineage:
+            if e.feature_group_id is None or e.feature is None or e.column in labels:
+                continue
+            if wanted is not None and e.column not in wanted:
+                continue
+            fg = self.store.catalog.feature_group_by_id(e.feature_group_id)
+            if fg is None:
+                raise UndefinedObject(
+                    f'feature group "{e.feature_group}" version {e.feature_group_version} of '
+                    f'training dataset "{td.name}" no longer exists'
+                )
+            if e.feature in fg.primary_key or e.feature == fg.event_time:
+                continue
+            out.append((fg, e.feature, e.column))
+        if not out:
+            raise InvalidParameter(f'training dataset "{td.name}" has no features to serve')
+        return out
+
     def plan(self, features: Any, cache_key: Any = None) -> VectorPlan:
         key = cache_key
+        td = getattr(features, "record", features)
+        if key is None and hasattr(td, "lineage") and hasattr(td, "split_counts"):
+            key = ("td", td.id)
         if key is None:
             try:
                 key = tuple(features) if not isinstance(features, str) else (features,)
