@@ -4,6 +4,8 @@
 set -uo pipefail
 need_apt=()
 command -v psql >/dev/null || need_apt+=(postgresql-client)
+command -v javac >/dev/null || need_apt+=(openjdk-17-jdk-headless)
+[ -e /usr/share/java/postgresql.jar ] || need_apt+=(libpostgresql-jdbc-java)
 if ((${#need_apt[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
