@@ -155,6 +155,7 @@ def ingest(
         else:
             types = {}
         table = _read_file(file, batch_rows, types)
+        click.echo(f"committing {table.num_rows} rows to {fg_name} ...", err=True)
         if fg is None:
             fg = store.create_feature_group(
                 fg_name,
@@ -330,13 +331,6 @@ def check_consistency(state: CliState, fg_name: str, version: int | None, fmt: s
         raise SystemExit(1)
 
 
-# serve (the Postgres-wire server lives in fsql.server) -----------------------
-
-from fsql.server.cli import serve as _serve  # noqa: E402
-
-main.add_command(_serve)
-
-
 # training datasets (fsql.training) ----------------------------------------
 
 
@@ -418,6 +412,13 @@ def lineage(state: CliState, name: str, fmt: str) -> None:
 
     with state.open() as store:
         write_result(store.lineage(name), fmt, None, max_rows=0)
+
+
+# serve (the Postgres-wire server lives in fsql.server) -----------------------
+
+from fsql.server.cli import serve as _serve  # noqa: E402
+
+main.add_command(_serve)
 
 
 if __name__ == "__main__":  # pragma: no cover
