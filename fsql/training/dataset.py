@@ -587,7 +587,7 @@ def read_all(record: TrainingDatasetRecord, *, with_split: bool = True) -> pa.Ta
     return pa.concat_tables(tables)
 
 
-def bind_training_dataset(store: Store, statement: exp.Expression, table: exp.Table) -> bool:
+def bind_training_dataset(store: Store, statement: exp.Expr, table: exp.Table) -> bool:
     """Plain SQL: replace a table named like a training dataset (``td`` latest,
     ``td_vN``) by its rows (with a ``split`` column), read from its files and
     handed to the engine as an Arrow input. The inputs ride on
@@ -917,17 +917,17 @@ def lineage(store: Store, name: str) -> pa.Table:
             query = {"feature": text}
     hits = catalog_td.lineage(store.catalog, store.project, **query)
     if not hits:
-        group, feature = query.get("feature_group"), query.get("feature")
+        wanted_group, wanted = query.get("feature_group"), query.get("feature")
         everything = catalog_td.lineage(store.catalog, store.project)
         known_group = (
-            group is None
-            or group in fg_names
-            or any(e.feature_group == group for _, e in everything)
+            wanted_group is None
+            or wanted_group in fg_names
+            or any(e.feature_group == wanted_group for _, e in everything)
         )
         known_feature = (
-            feature is None
-            or any(fg.feature(feature) for fg in fgs)
-            or any(e.feature == feature for _, e in everything)
+            wanted is None
+            or any(fg.feature(wanted) for fg in fgs)
+            or any(e.feature == wanted for _, e in everything)
         )
         if not (known_group and known_feature):
             raise UndefinedObject(
