@@ -1,0 +1,243 @@
+"""Protocol behaviour: TLS negotiation, cancel, concurrency, bad input."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import PASSWORD, USER, Server, start_server
+from .rawclient import Raw, cstr, data_rows, error_fields, msg, startup_packet
+
+
+def _select_one(server: Server) -> None:
+    import psycopg
+
+    with psycopg.connect(server.dsn, autocommit=True, connect_timeout=10) as c:
+        assert c.execute(
+            "SELECT count(*) FROM transactions WHERE customer_id = %s", (1,)
+        ).fetchone() == (2,)
+
+
+def test_ssl_request_refused_without_tls(pg_server: Server) -> None:
+    r = Raw(pg_server.port)
+    try:
+        r.send(struct.pack("!ii", 8, 80877103))
+        assert r.recv_exact(1) == b"N"
+        msgs = r.login(USER, PASSWORD)
+        kinds = [k for k, _ in msgs]
+        assert b"K" in kinds and kinds[-1] == b"Z"
+        status = {b.split(b"\0")[0]: b.split(b"\0")[1] for k, b in msgs if k == b"S"}
+        assert status[b"server_encoding"] == b"UTF8"
+        assert status[b"integer_datetimes"] == b"on"
+        assert status[b"standard_conforming_strings"] == b"on"
+    finally:
+        r.close()
+
+
+def test_tls_when_configured(tmp_path: Path) -> None:
+    import psycopg
+
+    from .conftest import make_store
+
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "2", "-subj", "/CN=localhost"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    path = tmp_path / "store"
+    make_store(path)
+    server = start_server(path, "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        with psycopg.connect(server.dsn + " sslmode=require") as c:
+            assert c.pgconn.ssl_in_use
+            assert c.execute("SELECT name FROM transactions WHERE customer_id = 2").fetchall() == [
+                ("b",)
+            ]
+            assert c.execute(
+                "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'big'"
+            ).fetchone() == (1,)
+        with psycopg.connect(server.dsn + " sslmode=disable") as c:
+            assert not c.pgconn.ssl_in_use
+    finally:
+        server.stop()
+
+
+def test_password_required_unless_trust(pg_server: Server) -> None:
+    r = Raw(pg_server.port)
+    try:
+        r.send(startup_packet(USER))
+        k, body = r.read()
+        assert k == b"R" and struct.unpack("!i", body[:4])[0] == 10  # SASL
+        assert b"SCRAM-SHA-256" in body
+        # a garbage SASL response: FATAL, the connection closes
+        r.send(msg(b"p", cstr("SCRAM-SHA-256") + struct.pack("!i", 3) + b"xyz"))
+        k, body = r.read()
+        assert k == b"E"
+        assert error_fields(body)["S"] == "FATAL"
+    finally:
+        r.close()
+    # an unknown user fails like a wrong password (no user enumeration)
+    for user, password in (("mallory", PASSWORD), (USER, "wrong")):
+        r = Raw(pg_server.port)
+        try:
+            k, body = r.login(user, password)[-1]
+            assert k == b"E"
+            fields = error_fields(body)
+            assert fields["C"] == "28P01"
+            assert fields["M"] == f'password authentication failed for user "{user}"'
+        finally:
+            r.close()
+    _select_one(pg_server)
+
+
+LONG_QUERY = (
+    "SELECT count(*) FROM big a CROSS JOIN (SELECT v FROM big WHERE id < 4000) b "
+    "WHERE a.v * b.v = -1.5"
+)
+
+
+def test_cancel_stops_the_running_query(pg_server: Server) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        result: dict[str, object] = {}
+
+        def run() -> None:
+            t0 = time.monotonic()
+            try:
+                c.execute(LONG_QUERY).fetchall()
+                result["outcome"] = "finished"
+            except psycopg.errors.QueryCanceled as e:
+                result["outcome"] = e.sqlstate
+            result["elapsed"] = time.monotonic() - t0
+
+        th = threading.Thread(target=run)
+        th.start()
+        time.sleep(0.5)
+        t_cancel = time.monotonic()
+        c.cancel()
+        th.join(60)
+        assert result["outcome"] == "57014"
+        assert time.monotonic() - t_cancel < 2.0  # the client got its answer right away
+        # the connection goes on
+        assert c.execute("SELECT 41 + 1").fetchone() == (42,)
+
+
+STREAM_CLIENT = """
+import sys, psycopg
+with psycopg.connect(sys.argv[1], autocommit=True) as c:
+    for _ in range(3):
+        assert len(c.execute("SELECT id, v, s FROM big").fetchall()) == 200_000
+    c.execute("SELECT count(*) FROM big a CROSS JOIN (SELECT v FROM big WHERE id < 1500) b WHERE a.v = b.v")
+print("streamed")
+"""
+
+
+def test_long_query_does_not_stall_other_connections(pg_server: Server) -> None:
+    import sys
+
+    import psycopg
+
+    # the long work runs in another process, so this process's GIL measures only the server
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STREAM_CLIENT, pg_server.dsn], stdout=subprocess.PIPE, text=True
+    )
+    latencies = []
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        while proc.poll() is None:
+            t0 = time.monotonic()
+            assert c.execute("SELECT 1").fetchone() == (1,)
+            assert c.execute(
+                "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = %s", ("big",)
+            ).fetchone() == (1,)
+            latencies.append(time.monotonic() - t0)
+            time.sleep(0.01)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "streamed" in out
+    assert len(latencies) > 5
+    assert max(latencies) < 0.5, sorted(latencies)[-5:]
+
+
+def test_bad_frames_get_errors_and_the_server_goes_on(pg_server: Server) -> None:
+    # invalid UTF-8 in a query: an ErrorResponse, and the session continues
+    r = Raw(pg_server.port)
+    try:
+        r.login(USER, PASSWORD)
+        msgs = r.query(b"SELECT '\xff\xfe'")
+        errs = [error_fields(b) for k, b in msgs if k == b"E"]
+        assert errs and errs[0]["C"] == "22021"
+        assert data_rows(r.query("SELECT 7")) == [[b"7"]]
+        # Bind to an unknown statement, then Sync: error, then ready again
+        r.send(msg(b"B", cstr("") + cstr("nope") + b"\0\0\0\0\0\0") + msg(b"S"))
+        msgs = r.until(b"Z")
+        assert error_fields(msgs[0][1])["C"] == "26000"
+        # an unknown message type: FATAL protocol violation, connection closed
+        r.send(msg(b"~", b"junk"))
+        k, body = r.read()
+        assert k == b"E" and error_fields(body)["C"] == "08P01"
+        with pytest.raises((ConnectionError, OSError)):
+            r.read()
+    finally:
+        r.close()
+    # an absurd length: refused and closed
+    r = Raw(pg_server.port)
+    try:
+        r.login(USER, PASSWORD)
+        r.send(b"Q" + struct.pack("!i", 0x7FFFFFF0))
+        k, body = r.read()
+        assert k == b"E" and error_fields(body)["C"] == "08P01"
+    finally:
+        r.close()
+    # a truncated startup packet, then the client vanishes
+    s = socket.create_connection(("127.0.0.1", pg_server.port))
+    s.sendall(struct.pack("!i", 100) + b"\x00\x03")
+    s.close()
+    # a client that vanishes in the middle of a large result
+    r = Raw(pg_server.port)
+    r.login(USER, PASSWORD)
+    r.send(msg(b"Q", cstr("SELECT * FROM big")))
+    r.recv_exact(1000)
+    r.close()
+    _select_one(pg_server)
+
+
+def test_extended_protocol_row_limits(pg_server: Server) -> None:
+    r = Raw(pg_server.port)
+    try:
+        r.login(USER, PASSWORD)
+        q = "SELECT id FROM big WHERE id < $1 ORDER BY id"
+        r.send(
+            msg(b"P", cstr("s1") + cstr(q) + struct.pack("!hi", 1, 20))
+            + msg(
+                b"B",
+                cstr("p1")
+                + cstr("s1")
+                + struct.pack("!hhi", 0, 1, 2)
+                + b"10"
+                + struct.pack("!h", 0),
+            )
+            + msg(b"D", b"P" + cstr("p1"))
+            + msg(b"E", cstr("p1") + struct.pack("!i", 4))
+            + msg(b"E", cstr("p1") + struct.pack("!i", 4))
+            + msg(b"E", cstr("p1") + struct.pack("!i", 4))
+            + msg(b"S")
+        )
+        msgs = r.until(b"Z")
+        kinds = [k for k, _ in msgs]
+        assert kinds == [b"1", b"2", b"T"] + [b"D"] * 4 + [b"s"] + [b"D"] * 4 + [b"s"] + [
+            b"D"
+        ] * 2 + [b"C", b"Z"]
+        assert [int(row[0]) for row in data_rows(msgs)] == list(range(10))
+        assert msgs[-2][1] == b"SELECT 10\0"
+        # the named statement is reusable; Close removes it
+        r.send(msg(b"C", b"S" + cstr("s1")) + msg(b"S"))
+        assert [k for k, _ in r.until(b"Z")] == [b"3", b"Z"]
+    finally:
+        r.close()
