@@ -62,7 +62,21 @@ _EPOCH = datetime(1970, 1, 1)
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_loads = json.loads
+
+try:
+    import orjson
+
+    _fast_loads = orjson.loads
+    _JSONError: type[Exception] = orjson.JSONDecodeError
+
+    def _loads(text: str) -> Any:
+        try:
+            return _fast_loads(text)
+        except _JSONError:  # NaN / Infinity tokens: only the standard library reads them
+            return json.loads(text)
+
+except ImportError:  # pragma: no cover
+    _loads = json.loads
 
 
 def ver_of(event_us: int, commit_id: int) -> str:
