@@ -1,6 +1,7 @@
 """Ingest benchmark: one commit of a generated Arrow table into a cached
 feature group, against a plain chDB ``INSERT INTO t SELECT * FROM Python(tbl)``
-into an equivalent MergeTree table, measured in the same run.
+into an equivalent MergeTree table, measured in the same run. A second
+commit of new rows into the now non-empty group is timed too ("append").
 
 Each measurement runs in its own process (chDB serves one folder per
 process, and so each gets its own peak RSS); fsql and plain runs alternate
@@ -51,6 +52,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def worker(kind: str, rows: int, folder: str) -> dict[str, float]:
     from sqlglot import exp
 
@@ -68,9 +74,10 @@ def worker(kind: str, rows: int, folder: str) -> dict[str, float]:
             event_time="event_ts",
         )
         if kind == "fsql":
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             fg.insert(table)
             out["seconds"] = time.perf_counter() - t0
+            out["cpu_seconds"] = cpu_seconds() - c0
             # a second commit into the now non-empty group (runs the overlap check)
             t0 = time.perf_counter()
             fg.insert(second)
@@ -86,9 +93,10 @@ def worker(kind: str, rows: int, folder: str) -> dict[str, float]:
             store.engine.execute(
                 f"ALTER TABLE {plain.sql(DIALECT)} DROP COLUMN _commit_id, DROP COLUMN _commit_time"
             )
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             store.engine.insert(plain, table)
             out["seconds"] = time.perf_counter() - t0
+            out["cpu_seconds"] = cpu_seconds() - c0
             t0 = time.perf_counter()
             store.engine.insert(plain, second)
             out["append_seconds"] = time.perf_counter() - t0
@@ -141,6 +149,16 @@ def main() -> None:
         "fsql_append_rows_per_s": round(args.rows / fsql_append),
         "chdb_append_rows_per_s": round(args.rows / plain_append),
         "append_ratio": round(fsql_append / plain_append, 3),
+        # runs are paired (plain then fsql, back to back): on a shared machine the
+        # ratio within a pair is steadier than the ratio of medians
+        "ratio_median_of_pairs": round(
+            statistics.median(
+                f["seconds"] / p["seconds"]
+                for f, p in zip(runs["fsql"], runs["plain"], strict=True)
+            ),
+            3,
+        ),
+        "cpu_ratio": round(med("fsql", "cpu_seconds") / med("plain", "cpu_seconds"), 3),
         "fsql_seconds": [round(r["seconds"], 3) for r in runs["fsql"]],
         "chdb_seconds": [round(r["seconds"], 3) for r in runs["plain"]],
         "fsql_peak_rss_mb": round(med("fsql", "peak_rss_mb"), 1),
