@@ -135,7 +135,8 @@ import sys, psycopg
 with psycopg.connect(sys.argv[1], autocommit=True) as c:
     for _ in range(3):
         assert len(c.execute("SELECT id, v, s FROM big").fetchall()) == 200_000
-    c.execute("SELECT count(*) FROM big a CROSS JOIN (SELECT v FROM big WHERE id < 1500) b WHERE a.v = b.v")
+    c.execute("SELECT count(*) FROM big a CROSS JOIN "
+              "(SELECT v FROM big WHERE id < 1500) b WHERE a.v = b.v")
 print("streamed")
 """
 
