@@ -238,3 +238,20 @@ def test_installed_binary(tmp_path):
     bad = run("sql", "SELECT * FROM nope")
     assert bad.returncode == 1
     assert "SQLSTATE 42P01" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_sql_from_stdin_and_parquet_to_a_pipe(runner, filled):
+    result = runner.invoke(
+        main,
+        ["--store", str(filled), "sql", "-", "-f", "csv"],
+        input="SELECT count(*) AS n FROM tx",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ['"n"', "30"]
+    piped = runner.invoke(
+        main, ["--store", str(filled), "sql", "SELECT * FROM tx", "-f", "parquet"]
+    )
+    assert piped.exit_code == 0
+    import io
+
+    assert pq.read_table(io.BytesIO(piped.stdout_bytes)).num_rows == 30
