@@ -15,7 +15,7 @@ from fsql.connectors.registry import make_connector
 from fsql.connectors.trino import trino_type
 from fsql.errors import FsqlError
 
-CLICKHOUSE_URL = os.environ.get("FSQL_TEST_CLICKHOUSE_URL")
+CLICKHOUSE_URL = os.environ.get("FSQL_TEST_CLICKHOUSE_URL") or os.environ.get("FSQL_CLICKHOUSE_URL")
 TRINO_URL = os.environ.get("FSQL_TEST_TRINO_URL")
 
 
@@ -39,6 +39,16 @@ def test_trino_unreachable(store):
     assert store.connectors().num_rows == 0
 
 
+def test_clickhouse_url_option():
+    conn = make_connector("ch", "clickhouse", {"url": "clickhouses://bob@ch.internal/features"})
+    assert conn.options["host"] == "ch.internal" and conn.options["port"] == "8443"
+    assert conn.options["user"] == "bob" and conn.options["database"] == "features"
+    assert conn.options["secure"] == "true"
+    with pytest.raises(FsqlError) as e:
+        make_connector("ch", "clickhouse", {"url": "clickhouse://bob:pw123@ch.internal/x"})
+    assert e.value.sqlstate == "28000" and "pw123" not in str(e.value)
+
+
 def test_clickhouse_unreachable(store):
     with pytest.raises(FsqlError) as e:
         store.create_connector("ch", "clickhouse", {"host": "127.0.0.1", "port": "1"})
@@ -46,7 +56,9 @@ def test_clickhouse_unreachable(store):
     assert store.connectors().num_rows == 0
 
 
-@pytest.mark.skipif(not CLICKHOUSE_URL, reason="FSQL_TEST_CLICKHOUSE_URL is not set (no server)")
+@pytest.mark.skipif(
+    not CLICKHOUSE_URL, reason="FSQL_TEST_CLICKHOUSE_URL / FSQL_CLICKHOUSE_URL not set (no server)"
+)
 def test_clickhouse_server_source(store, monkeypatch):
     u = urlparse(CLICKHOUSE_URL or "")
     options = {"host": u.hostname or "127.0.0.1", "port": str(u.port or 8123)}
