@@ -149,7 +149,7 @@ def check_recovered(store_path: str) -> None:
 
 
 def test_sigkill_during_large_insert(tmp_path):
-    path = run_and_kill(tmp_path, "during", 3_000_000, "inserting", 0.3)
+    path = run_and_kill(tmp_path, "during", 3_000_000, "inserting", 0.1)
     check_recovered(path)
 
 
