@@ -447,6 +447,27 @@ def test_select_features_key_lookup_is_served_online(ostore: fsql.Store) -> None
     assert out.column("amount").to_pylist() == [-999.0]
 
 
+def test_sql_ddl_online_group(ostore: fsql.Store) -> None:
+    ostore.sql(
+        "CREATE FEATURE GROUP trips (driver_id BIGINT, event_ts TIMESTAMP, "
+        "trips_today INTEGER, rating DOUBLE PRECISION) PRIMARY KEY (driver_id) "
+        "EVENT TIME event_ts ONLINE"
+    )
+    ostore.sql(
+        "INSERT INTO trips VALUES (7, '2024-01-01 10:00:00', 3, 4.5), "
+        "(8, '2024-01-01 10:00:00', 1, 3.0)"
+    )
+    ostore.sql("INSERT INTO trips VALUES (7, '2024-01-01 09:00:00', 99, 0.0)")  # older
+    ostore.sql("INSERT INTO trips VALUES (7, '2024-01-01 11:00:00', 4, 4.6)")
+    assert ostore.get_feature_vector(["trips_today", "rating"], {"driver_id": 7}) == [4, 4.6]
+    out = ostore.sql("SELECT FEATURES trips_today, rating WHERE driver_id IN (7, 8)")
+    assert sorted(out.to_pylist(), key=lambda r: r["driver_id"]) == [
+        {"driver_id": 7, "trips_today": 4, "rating": 4.6},
+        {"driver_id": 8, "trips_today": 1, "rating": 3.0},
+    ]
+    assert ostore.check_consistency("trips").ok
+
+
 def test_lookup_statements_are_planned_once(ostore: fsql.Store) -> None:
     make_groups(ostore)
     text = "SELECT FEATURES amount, age WHERE customer_id = $1"
