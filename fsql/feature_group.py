@@ -88,6 +88,7 @@ class FeatureGroupHandle:
                 {"name": f.name, "type": f.type, "description": f.description} for f in fg.features
             ],
             "metadata": dict(fg.metadata),
+            **({"connector": fg.connector, "query": fg.query} if fg.kind == "on_demand" else {}),
             "commits": len(self.commits()),
         }
 

@@ -324,6 +324,8 @@ def describe_feature_group(store: Store, node: exp.Expr) -> pa.Table:
         "commits": str(info["commits"]),
         "metadata": json.dumps(fg.metadata, sort_keys=True),
     }
+    if fg.kind == "on_demand":
+        meta.update(connector=fg.connector or "", query=fg.query or "")
     return table.replace_schema_metadata({k.encode(): v.encode() for k, v in meta.items()})
 
 

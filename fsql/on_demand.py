@@ -491,7 +491,7 @@ _SIMPLE_PREDICATES = (
 _FORBIDDEN_INSIDE = (exp.Subquery, exp.Select, exp.AggFunc, exp.Window, exp.Placeholder)
 
 
-def push_down(statement: exp.Expression) -> exp.Expression:
+def push_down(statement: exp.Expr) -> exp.Expr:
     """Copy simple filters over on-demand relations next to their table
     functions, so the engine sends them to the source. In place; returns
     ``statement``."""
@@ -536,7 +536,7 @@ def _od_relation(node: exp.Expr) -> bool:
     return b is not None and b.mode == "pushdown"
 
 
-def _spine_bounds(statement: exp.Expression) -> None:
+def _spine_bounds(statement: exp.Expr) -> None:
     """A point-in-time join only needs source rows with a key inside the
     spine's key range and an event time at or before the spine's latest
     time: add those bounds (as scalar subqueries over the spine, which the
@@ -664,7 +664,7 @@ def _rewrite(
 # explain ---------------------------------------------------------------------------------
 
 
-def explain_sources(statement: exp.Expression) -> list[dict[str, str]]:
+def explain_sources(statement: exp.Expr) -> list[dict[str, str]]:
     """Per on-demand relation in a bound (and pushed-down) statement: the
     feature group, connector, mode and the query the source receives, in the
     source's dialect. No secrets: the password is a placeholder."""
@@ -705,7 +705,7 @@ def explain_sources(statement: exp.Expression) -> list[dict[str, str]]:
     return out
 
 
-def explain_table(statement: exp.Expression) -> pa.Table:
+def explain_table(statement: exp.Expr) -> pa.Table:
     rows = explain_sources(statement)
     return pa.Table.from_pylist(
         rows,
@@ -730,7 +730,7 @@ def explain_plain(store: Store, text: str) -> pa.Table:
     return explain_table(bound)
 
 
-def source_lines(statement: exp.Expression) -> list[str]:
+def source_lines(statement: exp.Expr) -> list[str]:
     """EXPLAIN lines: the query each on-demand source receives."""
     return [
         f"-- on-demand {s['feature_group']} via connector {s['connector']} ({s['type']}, "

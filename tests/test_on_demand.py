@@ -253,3 +253,18 @@ def test_fetch_mode_explain_shows_source_query(store, pg_table):
     plan = "\n".join(store.sql("EXPLAIN SELECT * FROM p").column(0).to_pylist())
     assert '(postgres, fetch): SELECT "id", "age" / 7 AS "weeks"' in plan
     assert f'FROM "public"."{t}"' in plan
+
+
+def test_describe_shows_connector_and_query(store, pg_table):
+    t, _ = pg_table
+    store.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG})")
+    store.sql(
+        "CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) "
+        f"AS SELECT id, Age FROM {t} WHERE id > 1"
+    )
+    info = store.get_feature_group("p").describe()
+    assert info["kind"] == "on_demand" and info["connector"] == "crm"
+    assert info["query"] == f'SELECT "id", "age" FROM "{t}" WHERE "id" > 1'
+    meta = store.sql("DESCRIBE FEATURE GROUP p").schema.metadata
+    assert meta[b"kind"] == b"on_demand" and meta[b"connector"] == b"crm"
+    assert store.sql("SELECT id FROM p ORDER BY id").column("id").to_pylist() == [2, 3]
