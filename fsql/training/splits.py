@@ -1,7 +1,7 @@
 """Train/test splits of a training dataset.
 
 Random splits are hash-based: each row's split follows from
-``sipHash64(seed, row key)`` computed in the engine, where the row key is the
+``cityHash64(seed, row key)`` computed in the engine, where the row key is the
 columns named by ``split_key`` (default: every column). The same seed and the
 same rows give the same split whatever their order, and identical rows always
 land together. Time splits put rows with ``split_by < train_until`` into the
@@ -189,7 +189,7 @@ def _assign_random(engine: Engine, table: pa.Table, split: RandomSplit) -> np.nd
     data = data.rename_columns([f"c{i}" for i in range(len(key))])
     data = data.append_column(ROW_COLUMN, pa.array(np.arange(n, dtype=np.uint64)))
     row_hash = exp.func(
-        "sipHash64",
+        "cityHash64",
         exp.Literal.number(split.seed),
         exp.Tuple(expressions=[exp.column(f"c{i}", quoted=True) for i in range(len(key))]),
     )

@@ -104,6 +104,28 @@ def _aggregates(name: str, t: pa.DataType, i: int) -> list[exp.Expr]:
     return out
 
 
+def _by_split_and_total(split: exp.Column, *more: exp.Expr) -> exp.Group:
+    """``GROUP BY GROUPING SETS ((split, more...), (more...))``: every split
+    and the whole dataset in one scan."""
+    return exp.Group(
+        expressions=[
+            exp.GroupingSets(
+                expressions=[
+                    exp.Tuple(expressions=[split.copy(), *[m.copy() for m in more]]),
+                    exp.Tuple(expressions=[m.copy() for m in more]),
+                ]
+            )
+        ]
+    )
+
+
+def _whole_flag(split: exp.Column) -> exp.Expr:
+    return exp.alias_(exp.func("grouping", split.copy()), WHOLE, quoted=True)
+
+
+WHOLE = "__fsql_whole"
+
+
 def compute(
     engine: Engine,
     parts: dict[str, pa.Table],
@@ -111,13 +133,16 @@ def compute(
     labels: list[str] | None = None,
     bins: int = HISTOGRAM_BINS,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{split: {column: {stat: value}}}``, with split ``*`` for the whole."""
+    """``{split: {column: {stat: value}}}``, with split ``*`` for the whole.
+
+    Three scans of the rows at most: the aggregates, the histograms (their
+    edges come from the first) and the label balance."""
     names = list(parts)
     if not names:
         return {}
     schema = next(iter(parts.values())).schema
     tables = [
-        t.append_column(SPLIT_COLUMN, pa.array([s] * t.num_rows, pa.string()))
+        t.append_column(SPLIT_COLUMN, pa.repeat(pa.scalar(s, pa.string()), t.num_rows))
         for s, t in parts.items()
     ]
     data = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -125,15 +150,13 @@ def compute(
     aggs: list[exp.Expr] = [exp.alias_(exp.func("count"), "rows")]
     for i, f in enumerate(schema):
         aggs += _aggregates(f.name, f.type, i)
-    per_split = engine.query(
-        exp.select(split.copy(), *aggs).from_(input_ref(0)).group_by(split.copy()).sql(DIALECT),
-        [data],
-    )
-    whole = engine.query(exp.select(*aggs).from_(input_ref(0)).sql(DIALECT), [data])
+    q = exp.select(split.copy(), _whole_flag(split), *aggs).from_(input_ref(0))
+    q.set("group", _by_split_and_total(split))
     rows: dict[str, dict[str, Any]] = {s: {} for s in names}
-    for r in per_split.to_pylist():
-        rows[r.pop(SPLIT_COLUMN)] = r
-    rows[ALL] = whole.to_pylist()[0]
+    for r in engine.query(q.sql(DIALECT), [data]).to_pylist():
+        name = ALL if r.pop(WHOLE) else r[SPLIT_COLUMN]
+        r.pop(SPLIT_COLUMN)
+        rows[name] = r
     result: dict[str, dict[str, dict[str, Any]]] = {}
     for s in [*names, ALL]:
         r = rows.get(s) or {}
@@ -149,9 +172,7 @@ def compute(
                 stats.setdefault("nulls", 0)
             cols[f.name] = stats
         result[s] = cols
-    for f in schema:
-        if _kind(f.type) == "number":
-            _histograms(engine, data, f.name, f.type, result, bins)
+    _histograms(engine, data, schema, result, bins)
     for label in labels or []:
         _label_balance(engine, data, label, result)
     return result
@@ -160,50 +181,78 @@ def compute(
 def _histograms(
     engine: Engine,
     data: pa.Table,
-    name: str,
-    t: pa.DataType,
+    schema: pa.Schema,
     result: dict[str, dict[str, dict[str, Any]]],
     bins: int,
 ) -> None:
-    lo, hi = result[ALL][name].get("min"), result[ALL][name].get("max")
-    if lo is None or hi is None:
+    """Equal-width histograms of every number column, in one scan."""
+    specs = []
+    for f in schema:
+        if _kind(f.type) != "number":
+            continue
+        lo, hi = result[ALL][f.name].get("min"), result[ALL][f.name].get("max")
+        if lo is None or hi is None:
+            continue
+        lo, hi = float(lo), float(hi)
+        width = (hi - lo) / bins if hi > lo else 0.0
+        specs.append((f.name, lo, hi, width))
+    if not specs:
         return
-    lo, hi = float(lo), float(hi)
-    width = (hi - lo) / bins if hi > lo else 0.0
-    x = exp.func("toFloat64", _col(name))
-    if width > 0:
-        bucket: exp.Expr = exp.func(
-            "least",
-            exp.func(
-                "toUInt32",
-                exp.func(
-                    "floor",
-                    exp.Div(
-                        this=exp.Paren(this=exp.Sub(this=x.copy(), expression=_number(lo))),
-                        expression=_number(width),
-                    ),
-                ),
-            ),
-            exp.Literal.number(bins - 1),
-        )
-    else:
-        bucket = exp.Literal.number(0)
     split = _col(SPLIT_COLUMN)
-    q = (
-        exp.select(split.copy(), exp.alias_(bucket, "b"), exp.alias_(exp.func("count"), "n"))
-        .from_(input_ref(0))
-        .where(exp.func("isFinite", x.copy()))
-        .group_by(split.copy(), exp.column("b"))
-    )
-    counts = engine.query(q.sql(DIALECT), [data])
-    n_bins = bins if width > 0 else 1
-    per: dict[str, np.ndarray] = {s: np.zeros(n_bins, dtype=np.int64) for s in result}
-    for s, b, n in zip(*(counts.column(i).to_pylist() for i in range(3)), strict=True):
-        per[s][int(b)] += int(n)
-        per[ALL][int(b)] += int(n)
-    edges = [lo + k * width for k in range(n_bins)] + [hi]
-    for s, hist in per.items():
-        result[s][name]["histogram"] = {"edges": edges, "counts": hist.tolist()}
+    aggs: list[exp.Expr] = []
+    for i, (name, lo, _hi, width) in enumerate(specs):
+        x = exp.func("toFloat64", _col(name))
+        finite = exp.func("ifNull", exp.func("isFinite", x.copy()), exp.Literal.number(0))
+        safe = exp.func("ifNull", exp.func("if", finite.copy(), x.copy(), _number(lo)), _number(lo))
+        if width > 0:
+            offset = exp.Paren(this=exp.Sub(this=safe, expression=_number(lo)))
+            bucket: exp.Expr = exp.func(
+                "least",
+                exp.func(
+                    "toUInt32",
+                    exp.func("floor", exp.Div(this=offset, expression=_number(width))),
+                ),
+                exp.Literal.number(bins - 1),
+            )
+        else:
+            bucket = exp.func("toUInt32", exp.Literal.number(0))
+        one = exp.func("toUInt64", exp.Literal.number(1))
+        aggs.append(
+            exp.alias_(
+                exp.func(
+                    "sumMapIf",
+                    exp.Array(expressions=[bucket]),
+                    exp.Array(expressions=[one]),
+                    finite,
+                ),
+                f"h{i}",
+            )
+        )
+    q = exp.select(split.copy(), _whole_flag(split), *aggs).from_(input_ref(0))
+    q.set("group", _by_split_and_total(split))
+    found = engine.query(q.sql(DIALECT), [data]).to_pylist()
+    for i, (name, lo, hi, width) in enumerate(specs):
+        n_bins = bins if width > 0 else 1
+        edges = [lo + k * width for k in range(n_bins)] + [hi]
+        for s in result:
+            result[s][name]["histogram"] = {"edges": edges, "counts": [0] * n_bins}
+        for r in found:
+            s = ALL if r[WHOLE] else r[SPLIT_COLUMN]
+            counts = np.zeros(n_bins, dtype=np.int64)
+            keys, values = _map_items(r[f"h{i}"])
+            for k, v in zip(keys, values, strict=True):
+                counts[int(k)] += int(v)
+            result[s][name]["histogram"]["counts"] = counts.tolist()
+
+
+def _map_items(value: Any) -> tuple[list[Any], list[Any]]:
+    """sumMap's (keys, values) tuple as Arrow gives it back."""
+    if isinstance(value, dict):
+        items = list(value.values())
+        return list(items[0] or []), list(items[1] or [])
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return list(value[0] or []), list(value[1] or [])
+    return [], []
 
 
 def _number(v: float) -> exp.Expr:
@@ -215,17 +264,18 @@ def _label_balance(
 ) -> None:
     split = _col(SPLIT_COLUMN)
     value = _col(label)
-    q = (
-        exp.select(split.copy(), exp.alias_(value.copy(), "v"), exp.alias_(exp.func("count"), "n"))
-        .from_(input_ref(0))
-        .group_by(split.copy(), value.copy())
-    )
-    counts = engine.query(q.sql(DIALECT), [data])
+    q = exp.select(
+        split.copy(),
+        _whole_flag(split),
+        exp.alias_(value.copy(), "v"),
+        exp.alias_(exp.func("count"), "n"),
+    ).from_(input_ref(0))
+    q.set("group", _by_split_and_total(split, value))
     per: dict[str, dict[Any, int]] = {s: {} for s in result}
-    for s, v, n in zip(*(counts.column(i).to_pylist() for i in range(3)), strict=True):
-        key = _json(v)
-        per[s][key] = per[s].get(key, 0) + int(n)
-        per[ALL][key] = per[ALL].get(key, 0) + int(n)
+    for r in engine.query(q.sql(DIALECT), [data]).to_pylist():
+        s = ALL if r[WHOLE] else r[SPLIT_COLUMN]
+        key = _json(r["v"])
+        per[s][key] = per[s].get(key, 0) + int(r["n"])
     for s, values in per.items():
         total = sum(values.values())
         top = sorted(values.items(), key=lambda kv: (-kv[1], str(kv[0])))[:LABEL_VALUES]
