@@ -131,6 +131,7 @@ def _ident_before(text: str, i: int) -> bool:
     return i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_$")
 
 
+@lru_cache(maxsize=4096)
 def split_statements(text: str) -> list[str]:
     """Split at top-level semicolons; blank statements are dropped."""
     parts, start = [], 0
@@ -189,6 +190,7 @@ class Route:
     inner: str = ""  # DECLARE's / COPY's query text
     count: int | None = None  # FETCH count, None for ALL
     copy_options: dict[str, str] = field(default_factory=dict)
+    cache: dict[str, bytes] = field(default_factory=dict)  # encoded constant results
 
 
 @lru_cache(maxsize=4096)

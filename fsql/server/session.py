@@ -187,15 +187,25 @@ class Session:
         self.skip_until_sync = False
         self.canceled = asyncio.Event()
         self.busy_mirror = False
+        self.out = bytearray()
 
     # plumbing ---------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        if self.writer.is_closing():
-            raise Closed()
-        self.writer.write(data)
+        """Buffer ``data``; replies go out together at Sync, Flush or ReadyForQuery."""
+        self.out += data
+        if len(self.out) > 262144:
+            self._push()
+
+    def _push(self) -> None:
+        if self.out:
+            if self.writer.is_closing():
+                raise Closed()
+            self.writer.write(bytes(self.out))
+            self.out.clear()
 
     async def flush(self) -> None:
+        self._push()
         try:
             await self.writer.drain()
         except (ConnectionError, RuntimeError) as e:
@@ -222,6 +232,7 @@ class Session:
             pass
         except FsqlError as e:  # fatal: startup, authentication, protocol
             try:
+                self._push()
                 self.writer.write(
                     p.error_response(e.message, e.sqlstate, severity="FATAL", hint=e.hint)
                 )
@@ -405,10 +416,16 @@ class Session:
             return True
         if r.kind == route.CONST:
             assert r.const is not None
-            fields = encode.fields_for(r.const.schema, [])
-            self.write(p.row_description(encode.row_description_fields(fields)))
-            self.write(encode.data_rows(r.const, fields))
-            self.write(p.command_complete("SELECT 1"))
+            reply = r.cache.get("simple")
+            if reply is None:  # answered without the engine; encoded once per text
+                fields = encode.fields_for(r.const.schema, [])
+                reply = (
+                    p.row_description(encode.row_description_fields(fields))
+                    + encode.data_rows(r.const, fields)
+                    + p.command_complete("SELECT 1")
+                )
+                r.cache["simple"] = reply
+            self.write(reply)
             return True
         portal = Portal(Prepared(text, r, []), [], [])
         await self.execute_portal(portal, 0, describe=True)
@@ -507,6 +524,8 @@ class Session:
                 if portal is None:
                     raise FsqlError(f'portal "{name}" does not exist', sqlstate="34000")
                 fields = await self.describe_portal(portal)
+                if fields is _ALREADY_SENT:
+                    return
                 if fields:
                     self.write(p.row_description(encode.row_description_fields(fields)))
                 else:
@@ -692,6 +711,16 @@ class Session:
             return None  # DECLARE itself returns no rows
         if r.kind not in (route.ENGINE, route.CONST, route.DECLARE):
             return None
+        if r.kind == route.CONST:
+            key = "desc:" + ",".join(map(str, portal.formats))
+            cached = r.cache.get(key)
+            if cached is None:
+                assert r.const is not None
+                r.cache[key] = cached = p.row_description(
+                    encode.row_description_fields(encode.fields_for(r.const.schema, portal.formats))
+                )
+            self.write(cached)
+            return _ALREADY_SENT
         await self.ensure_result(portal)
         assert portal.result is not None
         if portal.result.num_columns == 0:
@@ -766,6 +795,16 @@ class Session:
             return
         if r.kind == route.MIRROR:  # a mirror statement inside DECLARE etc.: not reached
             raise FsqlError("statement cannot run here", sqlstate="0A000")
+        if r.kind == route.CONST and max_rows == 0 and not describe:
+            key = "rows:" + ",".join(map(str, portal.formats))
+            reply = r.cache.get(key)
+            if reply is None:
+                assert r.const is not None
+                fields = encode.fields_for(r.const.schema, portal.formats)
+                reply = encode.data_rows(r.const, fields) + p.command_complete("SELECT 1")
+                r.cache[key] = reply
+            self.write(reply)
+            return
         await self.ensure_result(portal)
         result = portal.result
         assert result is not None
@@ -862,6 +901,8 @@ class Session:
         self.write(p.COPY_DONE)
         self.write(p.command_complete(f"COPY {result.num_rows}"))
 
+
+_ALREADY_SENT: list[encode.Field] = []
 
 _STATUS_WORDS = {"insert", "create", "drop", "alter", "comment", "delete", "update", "refresh"}
 _TAG = re.compile(r"[A-Z]+(?: [A-Z]+)*(?: \d+)*")
