@@ -1,3 +1,4 @@
+# mypy: disable-error-code="override,assignment"
 """SQLAlchemy dialect ``fsql``: ``create_engine("fsql:///path/to/store")``.
 
 The SQL is PostgreSQL (the FSQL dialect's base), so the dialect derives from

@@ -160,7 +160,7 @@ class Reader:
         self.pos += 1
         return b
 
-    def bytes(self, n: int) -> bytes:
+    def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
             raise ProtocolViolation("message is too short")
         b = self.data[self.pos : self.pos + n]

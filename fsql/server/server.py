@@ -81,7 +81,7 @@ class Server:
         self.sessions: dict[int, Session] = {}
         self._pids = itertools.count(os.getpid() * 1000 % 2_000_000_000 + 1)
         self._param_cache: dict[tuple[str, str], list[int] | None] = {}
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._store_lock = threading.Lock()
 
     # lifecycle --------------------------------------------------------------

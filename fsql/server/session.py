@@ -330,7 +330,7 @@ class Session:
         if mech != MECHANISM:
             raise AuthFailed("unsupported SASL mechanism", sqlstate="28000")
         n = r.int32()
-        server_first = scram.first(r.bytes(n) if n >= 0 else b"")
+        server_first = scram.first(r.take(n) if n >= 0 else b"")
         self.write(p.auth_sasl_continue(server_first))
         await self.flush()
         kind, body = await self.read_message()
@@ -483,7 +483,7 @@ class Session:
             raw = []
             for _ in range(max(nv, 0)):
                 ln = rd.int32()
-                raw.append(None if ln == -1 else rd.bytes(ln))
+                raw.append(None if ln == -1 else rd.take(ln))
             nr = rd.int16()
             rformats = [rd.int16() for _ in range(max(nr, 0))]
             if nv != len(stmt.param_oids) and not (nv == 0 and not stmt.param_oids):
@@ -616,7 +616,7 @@ class Session:
                 self.write(raw)
                 self.pending.clear()
                 self.skip_until_sync = True
-                raise _Skip()
+                raise _Skip("the mirror reported an error")
             self.write(raw)
             if kind in _TERMINAL[self.pending[0]]:
                 self.pending.pop(0)
@@ -762,9 +762,10 @@ class Session:
             self.write(p.command_complete("DECLARE CURSOR"))
             return
         if r.kind == route.FETCH:
-            cursor = self.portals.get(r.name)
-            if cursor is None:
+            found = self.portals.get(r.name)
+            if found is None:
                 raise FsqlError(f'cursor "{r.name}" does not exist', sqlstate="34000")
+            cursor = found
             await self.ensure_result(cursor)
             assert cursor.result is not None
             fields = portal.fields or encode.fields_for(cursor.result.schema, portal.formats)
