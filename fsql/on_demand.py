@@ -437,8 +437,8 @@ def _load_temp(
             _temp_ready.add(id(engine))
         name = f"fg_{fg.id}_{next(_temp_counter)}"
         older = _temp_tables.setdefault((id(engine), fg.id), [])
-        # keep the previous fetch: a statement may read the group twice
-        while len(older) > 1:
+        # keep recent fetches: a statement may read the group more than once
+        while len(older) > 3:
             stale = older.pop(0)
             engine.execute(
                 exp.Drop(

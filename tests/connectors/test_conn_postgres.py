@@ -336,3 +336,51 @@ def test_point_in_time_join_bounds_reach_the_source(store, pg):
         0,
         0,
     ]
+
+
+def test_on_demand_group_as_spine_and_in_plain_joins(store, pg):
+    t = pg.table(
+        "od_spine",
+        "id bigint, age int, updated_at timestamp",
+        "(1, 30, '2024-01-10'), (2, 40, '2024-01-20'), (3, 50, '2024-01-30')",
+    )
+    _connector(store)
+    store.sql(
+        "CREATE ON DEMAND FEATURE GROUP profile CONNECTOR crm PRIMARY KEY (customer_id) "
+        f"EVENT TIME updated_at AS SELECT id AS customer_id, age, updated_at FROM {t}"
+    )
+    import pyarrow as pa
+
+    tx = pa.table(
+        {
+            "customer_id": [1, 2, 2],
+            "event_ts": [
+                dt.datetime(2024, 1, 1),
+                dt.datetime(2024, 1, 1),
+                dt.datetime(2024, 1, 25),
+            ],
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
+    store.create_feature_group("tx", tx, primary_key="customer_id", event_time="event_ts")
+    got = store.sql(
+        "SELECT FEATURES amount FROM profile AS OF profile.updated_at ORDER BY customer_id"
+    ).to_pylist()
+    assert [(r["customer_id"], r["amount"]) for r in got] == [(1, 1.0), (2, 2.0), (3, None)]
+    joined = store.sql(
+        "SELECT p.customer_id, p.age, t.amount FROM profile AS p JOIN tx AS t "
+        "ON p.customer_id = t.customer_id WHERE p.age >= 40 ORDER BY t.amount"
+    ).to_pylist()
+    assert joined == [
+        {"customer_id": 2, "age": 40, "amount": 2.0},
+        {"customer_id": 2, "age": 40, "amount": 3.0},
+    ]
+    plan = "\n".join(
+        store.sql(
+            "EXPLAIN SELECT p.age FROM profile AS p JOIN tx AS t "
+            "ON p.customer_id = t.customer_id WHERE p.age >= 40 AND t.amount > 1"
+        )
+        .column(0)
+        .to_pylist()
+    )
+    assert '"age" >= 40' in plan and "amount" not in plan.split("-- on-demand")[1]
