@@ -624,3 +624,85 @@ def test_next_commit_repairs_a_stale_group(ostore: fsql.Store, break_server) -> 
     )
     assert ostore.get_feature_vector(["amount"], {"customer_id": 1}) == [10.0]
     assert ostore.check_consistency("tx").ok
+
+
+# --------------------------------------------------------------------------
+# against a brute-force oracle
+
+
+def test_random_commits_match_a_brute_force_oracle(ostore: fsql.Store) -> None:
+    import random
+
+    rnd = random.Random(1234)
+    fg = ostore.create_feature_group(
+        "ev",
+        schema={"k": "bigint", "ts": "timestamp", "x": "bigint"},
+        primary_key="k",
+        event_time="ts",
+        online=True,
+    )
+    oracle: dict[int, tuple[int, int, int]] = {}  # k -> (day, commit order, x)
+    for commit in range(8):
+        keys = rnd.sample(range(12), rnd.randint(1, 8))
+        rows = [(k, rnd.randint(0, 4), rnd.randint(0, 10**6)) for k in keys]
+        fg.insert(
+            pa.table(
+                {
+                    "k": [r[0] for r in rows],
+                    "ts": [day(r[1]) for r in rows],
+                    "x": [r[2] for r in rows],
+                }
+            )
+        )
+        for k, d, x in rows:
+            if k not in oracle or (d, commit) >= oracle[k][:2]:
+                oracle[k] = (d, commit, x)
+    got = ostore.get_feature_vectors(["x", "ts"], {"k": list(range(14))})
+    expected_x = [oracle[k][2] if k in oracle else None for k in range(14)]
+    expected_ts = [day(oracle[k][0]) if k in oracle else None for k in range(14)]
+    assert got.column("x").to_pylist() == expected_x
+    assert got.column("ts").to_pylist() == expected_ts
+    assert ostore.check_consistency("ev").ok
+
+
+def test_concurrent_lookups_during_commits(ostore: fsql.Store) -> None:
+    import threading
+
+    make_groups(ostore, n=50)
+    fg = ostore.get_feature_group("tx")
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                v = ostore.get_feature_vector(["amount", "age"], {"customer_id": 7})
+                assert v[1] == 27 and v[0] in (10.5, 1000.0, 2000.0)
+                b = ostore.get_feature_vectors(["count_7d"], {"customer_id": [1, 2, 3]})
+                assert b.num_rows == 3
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i, amount in enumerate((1000.0, 2000.0)):
+            fg.insert(
+                pa.table(
+                    {
+                        "customer_id": [7],
+                        "ts": [day(2 + i)],
+                        "amount": [amount],
+                        "count_7d": [i],
+                        "channel": ["x"],
+                    }
+                )
+            )
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors[0]
+    assert ostore.get_feature_vector(["amount"], {"customer_id": 7}) == [2000.0]
+    assert ostore.check_consistency("tx").ok
