@@ -54,6 +54,7 @@ class FilesConnector(SourceConnector):
             )
         self.options["format"] = fmt
         self.root = Path(self.options["path"]).expanduser().resolve()
+        self.options["path"] = str(self.root)  # stored absolute: cwd may differ later
 
     @property
     def where(self) -> str:

@@ -382,7 +382,15 @@ def _set_secret(engine: Engine, conn: SourceConnector) -> exp.Expression:
     name = secret_param(conn.id)
     password = conn.password()
     try:
-        engine.execute(f"SET param_{name} = {exp.Literal.string(password).sql(DIALECT)}")
+        # parameter values are read in ClickHouse's escaped (TSV) form
+        escaped = (
+            password.replace("\\", "\\\\")
+            .replace("\n", "\\n")
+            .replace("\t", "\\t")
+            .replace("\r", "\\r")
+            .replace("\0", "\\0")
+        )
+        engine.execute(f"SET param_{name} = {exp.Literal.string(escaped).sql(DIALECT)}")
     except FsqlError as e:
         raise FsqlError(
             f"{conn.label()}: could not hand the secret to the engine: "

@@ -268,3 +268,22 @@ def test_describe_shows_connector_and_query(store, pg_table):
     meta = store.sql("DESCRIBE FEATURE GROUP p").schema.metadata
     assert meta[b"kind"] == b"on_demand" and meta[b"connector"] == b"crm"
     assert store.sql("SELECT id FROM p ORDER BY id").column("id").to_pylist() == [2, 3]
+
+
+def test_secret_with_special_characters_reaches_the_engine(store, pg_table, monkeypatch):
+    from fsql.connectors.secrets import secret_param
+    from fsql.on_demand import _set_secret, open_connector
+
+    t, _ = pg_table
+    secret = "a\\b'c\"d\nq\tz%{x}"
+    monkeypatch.setenv("FSQL_TEST_ODD_PW", secret)
+    store.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG}, password_env 'FSQL_TEST_ODD_PW')")
+    conn = open_connector(store.catalog, store.project, "crm")
+    placeholder = _set_secret(store.engine, conn)
+    got = store.engine.query(f"SELECT {placeholder.sql('clickhouse')} AS v").column("v")
+    assert got.to_pylist() == [secret]
+    assert secret_param(conn.id) in placeholder.sql("clickhouse")
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) AS SELECT id FROM {t}"
+    )
+    assert store.sql("SELECT count(*) AS n FROM p").column("n").to_pylist() == [3]
