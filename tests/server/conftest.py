@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import os
 import signal
 import socket
@@ -23,6 +24,35 @@ from fsql.server import auth
 FSQL = Path(sys.executable).parent / "fsql"
 USER, PASSWORD = "alice", "s3cret-pw"
 BIG_ROWS = 200_000
+
+
+TYPES_TABLE = pa.table(
+    {
+        "k": pa.array([1, 2], pa.int64()),
+        "b": pa.array([True, None]),
+        "i2": pa.array([-3, None], pa.int16()),
+        "i4": pa.array([2_000_000_000, None], pa.int32()),
+        "f4": pa.array([1.5, None], pa.float32()),
+        "f8": pa.array([-2.25e-5, None], pa.float64()),
+        "num": pa.array([decimal.Decimal("-12345.678"), None], pa.decimal128(12, 3)),
+        "t": pa.array(['tab\there, "quoted" ünï', None]),
+        "d": pa.array([dt.date(1999, 12, 31), None], pa.date32()),
+        "ts": pa.array([dt.datetime(2024, 2, 29, 12, 30, 5, 123456), None], pa.timestamp("us")),
+        "tstz": pa.array(
+            [dt.datetime(2024, 2, 29, 12, 30, 5, 5, tzinfo=dt.UTC), None],
+            pa.timestamp("us", tz="UTC"),
+        ),
+        # ClickHouse arrays are never NULL: the second row holds empty arrays
+        "ai": pa.array([[1, None, 3], []], pa.list_(pa.int64())),
+        "at": pa.array([["a b", "c,d", None, ""], []], pa.list_(pa.string())),
+    }
+)
+TYPES_ROW = (
+    1, True, -3, 2_000_000_000, 1.5, -2.25e-5, decimal.Decimal("-12345.678"),
+    'tab\there, "quoted" ünï', dt.date(1999, 12, 31),
+    dt.datetime(2024, 2, 29, 12, 30, 5, 123456), dt.datetime(2024, 2, 29, 12, 30, 5, 5, tzinfo=dt.UTC),
+    [1, None, 3], ["a b", "c,d", None, ""],
+)  # fmt: skip
 
 
 def free_port() -> int:
@@ -92,6 +122,7 @@ def make_store(path: Path) -> None:
             }
         )
         store.create_feature_group("big", big, primary_key="id")
+        store.create_feature_group("types_fg", TYPES_TABLE, primary_key="k")
         auth.set_password(store.catalog, USER, PASSWORD)
     finally:
         store.close()

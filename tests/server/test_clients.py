@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PASSWORD, USER, Server
+from .conftest import PASSWORD, TYPES_ROW, USER, Server
 
 AS_OF = "SELECT FEATURES amount AS OF TIMESTAMP '2024-01-15 00:00:00'"
 AS_OF_ROWS = [(1, 10.5), (2, 20.0), (3, None)]  # customer 1's February value is in the future
@@ -99,6 +99,34 @@ def test_psycopg_simple_prepared_binary(pg_server: Server) -> None:
             (1, dt.datetime(2024, 2, 1), 30.25, "d"),
         ]
         assert cur.execute(AS_OF, binary=True).fetchall() == AS_OF_ROWS
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_psycopg_types_text_and_binary(pg_server: Server, binary: bool) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        cur = c.cursor(binary=binary)
+        rows = cur.execute("SELECT * FROM types_fg ORDER BY k").fetchall()
+        assert rows[0] == TYPES_ROW
+        assert rows[1] == (2,) + (None,) * (len(TYPES_ROW) - 3) + ([], [])
+        oids = [d.type_code for d in cur.description or []]
+        assert oids == [20, 16, 21, 23, 700, 701, 1700, 25, 1082, 1114, 1184, 1016, 1009]
+
+
+def test_asyncpg_types_binary(pg_server: Server) -> None:
+    import asyncpg
+
+    async def go() -> tuple:
+        c = await asyncpg.connect(
+            host="127.0.0.1", port=pg_server.port, user=USER, password=PASSWORD, database="default"
+        )
+        try:
+            return tuple(await c.fetchrow("SELECT * FROM types_fg WHERE k = $1", 1))
+        finally:
+            await c.close()
+
+    assert asyncio.run(go()) == TYPES_ROW
 
 
 def test_psycopg_named_cursor(pg_server: Server) -> None:

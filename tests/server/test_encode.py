@@ -1,0 +1,88 @@
+"""Row encoding units: the wire bytes for values the client tests do not reach."""
+
+from __future__ import annotations
+
+import decimal
+import struct
+
+import pyarrow as pa
+import pytest
+
+from fsql.server import encode
+from fsql.server.route import classify, split_statements
+from fsql.server.session import _numeric_from_binary, decode_param
+
+
+def _values(rows: bytes) -> list[list[bytes | None]]:
+    out, pos = [], 0
+    while pos < len(rows):
+        assert rows[pos : pos + 1] == b"D"
+        n = struct.unpack_from("!i", rows, pos + 1)[0]
+        body = rows[pos + 5 : pos + 1 + n]
+        ncols = struct.unpack_from("!h", body)[0]
+        p, row = 2, []
+        for _ in range(ncols):
+            ln = struct.unpack_from("!i", body, p)[0]
+            p += 4
+            row.append(None if ln < 0 else body[p : p + ln])
+            p += max(ln, 0)
+        out.append(row)
+        pos += 1 + n
+    return out
+
+
+def test_bytea_text_and_binary() -> None:
+    t = pa.table({"b": pa.array([b"\x00\xffab", None], pa.binary())})
+    assert _values(encode.data_rows(t, encode.fields_for(t.schema, [0]))) == [
+        [b"\\x00ff6162"],
+        [None],
+    ]
+    assert _values(encode.data_rows(t, encode.fields_for(t.schema, [1]))) == [
+        [b"\x00\xffab"],
+        [None],
+    ]
+    assert encode.fields_for(t.schema, [])[0].oid == 17
+
+
+@pytest.mark.parametrize(
+    "text", ["0", "1.5", "-12345.678", "0.0001", "100000000", "123456789.000000001", "-0.5"]
+)
+def test_numeric_binary_round_trip(text: str) -> None:
+    d = decimal.Decimal(text)
+    assert _numeric_from_binary(encode.numeric_binary(d)) == d
+
+
+def test_numeric_binary_matches_postgres() -> None:
+    # 1.5 as PostgreSQL sends it: 2 digits, weight 0, positive, dscale 1, [1, 5000]
+    assert encode.numeric_binary(decimal.Decimal("1.5")) == struct.pack(
+        "!hhHhHH", 2, 0, 0, 1, 1, 5000
+    )
+
+
+def test_floats_and_text_escapes() -> None:
+    t = pa.table({"f": [float("nan"), float("inf"), -1e20, 0.1]})
+    got = [r[0] for r in _values(encode.data_rows(t, encode.fields_for(t.schema, [])))]
+    assert got == [b"NaN", b"Infinity", b"-1e+20", b"0.1"]
+    t = pa.table({"s": ["a\tb\\c", None], "n": [1, 2]})
+    assert encode.copy_text(t) == b"a\\tb\\\\c\t1\n\\N\t2\n"
+    assert encode.copy_csv(t, ["s", "n"]) == b"s,n\na\tb\\c,1\n,2\n"
+
+
+def test_routes_and_splitting() -> None:
+    assert split_statements("SELECT 1; SELECT ';'; -- x;\n") == ["SELECT 1", " SELECT ';'"]
+    assert classify("SELECT * FROM pg_catalog.pg_class").kind == "mirror"
+    assert classify("SELECT FEATURES a").kind == "engine"
+    assert classify("SHOW FEATURE GROUPS").kind == "engine"
+    assert classify("SHOW search_path").kind == "mirror"
+    assert classify("select 1 as x").kind == "const"
+    assert classify("SELECT * FROM t WHERE s = 'pg_class'").kind == "engine"
+
+
+def test_decode_params() -> None:
+    assert decode_param(b"42", 20, 0) == 42
+    assert decode_param(struct.pack("!q", -7), 20, 1) == -7
+    assert decode_param(b"x'y", 0, 0) == "x'y"
+    assert decode_param(None, 23, 0) is None
+    with pytest.raises(Exception) as e:
+        decode_param(b"\xff", 25, 0)
+    assert getattr(e.value, "sqlstate", None) == "22021"
