@@ -50,7 +50,8 @@ TYPES_TABLE = pa.table(
 TYPES_ROW = (
     1, True, -3, 2_000_000_000, 1.5, -2.25e-5, decimal.Decimal("-12345.678"),
     'tab\there, "quoted" ünï', dt.date(1999, 12, 31),
-    dt.datetime(2024, 2, 29, 12, 30, 5, 123456), dt.datetime(2024, 2, 29, 12, 30, 5, 5, tzinfo=dt.UTC),
+    dt.datetime(2024, 2, 29, 12, 30, 5, 123456),
+    dt.datetime(2024, 2, 29, 12, 30, 5, 5, tzinfo=dt.UTC),
     [1, None, 3], ["a b", "c,d", None, ""],
 )  # fmt: skip
 
