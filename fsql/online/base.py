@@ -76,7 +76,7 @@ try:
             return json.loads(text)
 
 except ImportError:  # pragma: no cover
-    _loads = json.loads
+    _loads = json.loads  # type: ignore[assignment]
 
 
 def ver_of(event_us: int, commit_id: int) -> str:
@@ -377,6 +377,27 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # True when reads of several tables can share one round trip (servers)
+    batched_reads = False
+
+    def get_groups(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[str | None]]:
+        """:meth:`get` of several tables at once (servers: one round trip)."""
+        return [self.get(table, keys) for table, keys in requests]
+
+    def lookup_groups(
+        self, requests: Sequence[tuple[Codec, Sequence[Any]]]
+    ) -> list[list[tuple[Any, ...] | None]]:
+        """:meth:`lookup` of several tables at once."""
+        if not self.batched_reads:
+            return [self.lookup(codec, prims) for codec, prims in requests]
+        found = self.get_groups(
+            [(codec.table, [codec.key_string(p) for p in prims]) for codec, prims in requests]
+        )
+        return [
+            [None if v is None else codec.decode(v) for v in values]
+            for (codec, _), values in zip(requests, found, strict=True)
+        ]
 
     def lookup(self, codec: Codec, prims: Sequence[Any]) -> list[tuple[Any, ...] | None]:
         """Decoded value tuples of prim keys (None where absent)."""

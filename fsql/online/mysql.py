@@ -143,6 +143,25 @@ class MySQLOnlineStore(OnlineStore):
             found = {bytes(k).decode(): bytes(v).decode() for k, v in cur.fetchall()}
         return [found.get(k) for k in keys]
 
+    batched_reads = True
+
+    def get_groups(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[str | None]]:
+        live = [(i, t, keys) for i, (t, keys) in enumerate(requests) if keys]
+        found: list[dict[str, str]] = [{} for _ in requests]
+        if live:
+            with self._cursor() as cur:
+                parts = []
+                params: list[Any] = []
+                for i, table, keys in live:
+                    q = self._ensure(cur, table)
+                    marks = ", ".join(["%s"] * len(keys))
+                    parts.append(f"SELECT {int(i)} AS g, k, v FROM {q} WHERE k IN ({marks})")
+                    params.extend(keys)
+                cur.execute(" UNION ALL ".join(parts), params)
+                for i, k, v in cur.fetchall():
+                    found[int(i)][bytes(k).decode()] = bytes(v).decode()
+        return [[f.get(k) for k in keys] for f, (_, keys) in zip(found, requests, strict=True)]
+
     def scan(self, table: str) -> Iterator[Row]:
         with self._cursor() as cur:
             q = self._ensure(cur, table)

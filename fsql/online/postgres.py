@@ -134,6 +134,28 @@ class PostgresOnlineStore(OnlineStore):
                 )
         return [found.get(k) for k in keys]
 
+    batched_reads = True
+
+    def get_groups(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[str | None]]:
+        if len(requests) == 1:
+            return [self.get(*requests[0])]
+        with self._session() as conn:
+            parts = []
+            params: list[Any] = []
+            for i, (table, keys) in enumerate(requests):
+                ident = self._ensure(conn, table)
+                parts.append(
+                    sql.SQL("SELECT {i}, k, v FROM {t} WHERE k = ANY(%s::text[])").format(
+                        i=sql.Literal(i), t=ident
+                    )
+                )
+                params.append(list(keys))
+            rows = conn.execute(sql.SQL(" UNION ALL ").join(parts), params).fetchall()
+        found: list[dict[str, str]] = [{} for _ in requests]
+        for i, k, v in rows:
+            found[i][k] = v
+        return [[f.get(k) for k in keys] for f, (_, keys) in zip(found, requests, strict=True)]
+
     def scan(self, table: str) -> Iterator[Row]:
         with self._session() as conn:
             ident = self._ensure(conn, table)

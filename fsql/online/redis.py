@@ -101,6 +101,23 @@ class RedisOnlineStore(OnlineStore):
         found = self._call(self.client.hmget, self._key(table), list(keys))
         return [None if v is None else v[VER_LEN:] for v in found]
 
+    batched_reads = True
+
+    def get_groups(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[str | None]]:
+        def run() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for table, keys in requests:
+                if keys:
+                    pipe.hmget(self._key(table), list(keys))
+            return list(pipe.execute())
+
+        results = iter(self._call(run))
+        out: list[list[str | None]] = []
+        for _, keys in requests:
+            values = next(results) if keys else []
+            out.append([None if v is None else v[VER_LEN:] for v in values])
+        return out
+
     def scan(self, table: str) -> Iterator[Row]:
         def run() -> list[Row]:
             return [

@@ -115,6 +115,7 @@ class OnlineService:
         self.store = store
         self.url = url
         self._backend: OnlineStore | None = None
+        self._batched = False
         self._codecs: dict[int, Codec] = {}
         self._plans: dict[Any, VectorPlan] = {}
         self._statements: dict[str, Any] = {}  # fsql.online.prepared
@@ -130,6 +131,7 @@ class OnlineService:
             with self._lock:
                 if self._backend is None:
                     self._backend = open_online_store(self.url, self.store.path)
+                    self._batched = self._backend.batched_reads
         return self._backend
 
     def close(self) -> None:
@@ -476,9 +478,16 @@ class OnlineService:
         unknown key). ``return_type``: ``list`` (default), ``dict``, ``arrow``."""
         plan = self.plan(features)
         found = []
-        for g in plan.groups:
-            prim = g.prim(entity)
-            found.append((prim, g.read(prim)))
+        if self._batched and len(plan.groups) > 1:  # one round trip to the server
+            prims = [g.prim(entity) for g in plan.groups]
+            rows = self.backend.lookup_groups(
+                [(g.codec, [p]) for g, p in zip(plan.groups, prims, strict=True)]
+            )
+            found = [(p, r[0]) for p, r in zip(prims, rows, strict=True)]
+        else:
+            for g in plan.groups:
+                prim = g.prim(entity)
+                found.append((prim, g.read(prim)))
         values: list[Any] = []
         for gi, i, is_key in plan.slots:
             prim, row = found[gi]
@@ -539,7 +548,9 @@ class OnlineService:
                     p = self._prims_of_table(g, table)
                 shared[sig] = p
             prims.append(p)
-        rows = [self.backend.lookup(g.codec, p) for g, p in zip(plan.groups, prims, strict=True)]
+        rows = self.backend.lookup_groups(
+            [(g.codec, p) for g, p in zip(plan.groups, prims, strict=True)]
+        )
         return prims, rows
 
     def get_feature_vectors(
