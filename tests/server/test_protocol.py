@@ -242,3 +242,29 @@ def test_extended_protocol_row_limits(pg_server: Server) -> None:
         assert [k for k, _ in r.until(b"Z")] == [b"3", b"Z"]
     finally:
         r.close()
+
+
+def test_configured_postgresql_replaces_the_embedded_mirror(tmp_path: Path) -> None:
+    import psycopg
+    import sqlalchemy as sa
+    from conftest import require_service
+
+    from .conftest import make_store
+
+    require_service("postgres")
+    path = tmp_path / "store"
+    make_store(path)
+    server = start_server(path, "--mirror-url", "postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        engine = sa.create_engine(server.url)
+        try:
+            insp = sa.inspect(engine)
+            assert {"transactions", "big", "types_fg"} <= set(insp.get_table_names())
+            assert insp.get_pk_constraint("big")["constrained_columns"] == ["id"]
+        finally:
+            engine.dispose()
+        with psycopg.connect(server.dsn, autocommit=True) as c:
+            assert c.execute("SELECT current_database()").fetchone() == ("default",)
+            assert c.execute("SELECT count(*) FROM big").fetchone() == (200_000,)
+    finally:
+        server.stop()
