@@ -115,6 +115,34 @@ class SourceConnector:
         except FsqlError:
             return text
 
+    def engine_secret(self, engine: Engine) -> exp.Expression:
+        """Set this connector's secret as a query parameter of the engine
+        session; return the placeholder (``{fsql_secret_N:String}``) that
+        reads it, so SQL text never holds the value."""
+        from fsql.connectors.secrets import secret_param
+
+        name = secret_param(self.id)
+        password = self.password()
+        # parameter values are read in ClickHouse's escaped (TSV) form
+        escaped = (
+            password.replace("\\", "\\\\")
+            .replace("\n", "\\n")
+            .replace("\t", "\\t")
+            .replace("\r", "\\r")
+            .replace("\0", "\\0")
+        )
+        try:
+            engine.execute(f"SET param_{name} = {exp.Literal.string(escaped).sql('clickhouse')}")
+        except FsqlError as e:
+            raise FsqlError(
+                f"{self.label()}: could not hand the secret to the engine: "
+                + redact(e.message, password, escaped),
+                sqlstate=e.sqlstate,
+            ) from None
+        return exp.Placeholder(
+            this=exp.var(name), kind=exp.DataType.build("String", dialect="clickhouse")
+        )
+
     # --- what a type implements ----------------------------------------
 
     def check(self, engine: Engine | None = None) -> None:

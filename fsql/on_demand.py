@@ -47,11 +47,9 @@ from fsql.catalog import Catalog, Feature, FeatureGroup
 from fsql.catalog import connectors as catalog_connectors
 from fsql.conform import compatible
 from fsql.connectors.registry import SourceColumn, SourceConnector, make_connector
-from fsql.connectors.secrets import redact, secret_param
 from fsql.errors import (
     DatatypeMismatch,
     FeatureNotSupported,
-    FsqlError,
     InvalidParameter,
     UndefinedColumn,
 )
@@ -379,28 +377,7 @@ def _verify(
 def _set_secret(engine: Engine, conn: SourceConnector) -> exp.Expression:
     """Set the connector's secret as a session query parameter; return the
     placeholder that reads it."""
-    name = secret_param(conn.id)
-    password = conn.password()
-    try:
-        # parameter values are read in ClickHouse's escaped (TSV) form
-        escaped = (
-            password.replace("\\", "\\\\")
-            .replace("\n", "\\n")
-            .replace("\t", "\\t")
-            .replace("\r", "\\r")
-            .replace("\0", "\\0")
-        )
-        engine.execute(f"SET param_{name} = {exp.Literal.string(escaped).sql(DIALECT)}")
-    except FsqlError as e:
-        raise FsqlError(
-            f"{conn.label()}: could not hand the secret to the engine: "
-            + redact(e.message, password),
-            sqlstate=e.sqlstate,
-        ) from None
-    placeholder = exp.Placeholder(
-        this=exp.var(name), kind=exp.DataType.build("String", dialect=DIALECT)
-    )
-    return placeholder
+    return conn.engine_secret(engine)
 
 
 def _bind_tables(conn: SourceConnector, query: exp.Query, secret: exp.Expression) -> exp.Query:

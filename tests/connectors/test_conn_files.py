@@ -109,3 +109,83 @@ def test_vanished_file(store, files):
     with pytest.raises(FsqlError) as e:
         store.sql("SELECT * FROM c")
     assert e.value.sqlstate == "58P01" and "cities.csv" in str(e.value)
+
+
+@pytest.fixture
+def s3_lake(monkeypatch):
+    """A real S3-compatible server (moto) on 127.0.0.1 with a bucket "lake"."""
+    import io
+    import socket
+
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    monkeypatch.setenv("FSQL_TEST_S3_SECRET", "testing-secret")
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing-secret",
+    )
+    client.create_bucket(Bucket="lake")
+
+    def put(key: str, table: pa.Table) -> None:
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        client.put_object(Bucket="lake", Key=key, Body=buf.getvalue())
+
+    try:
+        yield endpoint, put
+    finally:
+        server.stop()
+
+
+def test_parquet_in_object_storage(store, s3_lake):
+    endpoint, put = s3_lake
+    put(
+        "features/scores.parquet",
+        pa.table(
+            {
+                "id": pa.array([1, 2], pa.int64()),
+                "score": [0.5, 0.25],
+                "ts": pa.array(
+                    [dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2)], pa.timestamp("us")
+                ),
+            }
+        ),
+    )
+    store.sql(
+        "CREATE CONNECTOR lake TYPE files OPTIONS (url 's3://lake/features', "
+        f"endpoint '{endpoint}', access_key_id 'testing', password_env 'FSQL_TEST_S3_SECRET')"
+    )
+    store.sql(
+        "CREATE ON DEMAND FEATURE GROUP scores CONNECTOR lake PRIMARY KEY (id) EVENT TIME ts "
+        "AS SELECT id, score, ts FROM scores"
+    )
+    types = {f.name: f.type for f in store.get_feature_group("scores").features}
+    assert types == {"id": "bigint", "score": "double precision", "ts": "timestamp"}
+    assert store.sql("SELECT id, score FROM scores ORDER BY id").to_pylist() == [
+        {"id": 1, "score": 0.5},
+        {"id": 2, "score": 0.25},
+    ]
+    plan = "\n".join(store.sql("EXPLAIN SELECT * FROM scores").column(0).to_pylist())
+    assert "testing-secret" not in plan and "fsql_secret_" in plan
+    with pytest.raises(FsqlError) as e:
+        store.sql(
+            "CREATE ON DEMAND FEATURE GROUP nope CONNECTOR lake PRIMARY KEY (id) "
+            "AS SELECT * FROM nope"
+        )
+    assert e.value.sqlstate == "58P01" and 'connector "lake"' in str(e.value)
+    assert "testing-secret" not in str(e.value)
+    with pytest.raises(FsqlError) as e:
+        store.sql(
+            "CREATE ON DEMAND FEATURE GROUP esc CONNECTOR lake PRIMARY KEY (id) "
+            'AS SELECT * FROM "../other/x.parquet"'
+        )
+    assert e.value.sqlstate == "42501"
