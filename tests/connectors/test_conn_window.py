@@ -213,3 +213,33 @@ def test_trino_source_and_federated_join(store):
     )
     got = pw.run_federated(store, "SELECT FEATURES v AS OF at", connector="tr", spine=spine)
     assert got.column("v").to_pylist() == [1.5, 2.5, None, None]
+
+
+def test_window_form_null_spine_times_and_date_event_times(store):
+    days = pa.table(
+        {
+            "customer_id": [1, 1, 2],
+            "day": [dt.date(2024, 1, 1), dt.date(2024, 1, 10), dt.date(2024, 1, 5)],
+            "level": [1, 2, 3],
+        }
+    )
+    store.create_feature_group("levels", days, primary_key="customer_id", event_time="day")
+    spine = pa.table(
+        {
+            "customer_id": [1, 1, 2, 1, 2],
+            "at": [
+                dt.datetime(2024, 1, 9, 23, 59),
+                dt.datetime(2024, 1, 10, 0, 0),
+                None,
+                dt.datetime(2023, 12, 31),
+                dt.datetime(2024, 1, 5),
+            ],
+        }
+    )
+    (node,) = parse("SELECT FEATURES level AS OF at")
+    plan = plan_features(store, node, spine=spine)
+    got = store.engine.query(
+        pw.window_sql(plan, dialect="clickhouse").sql("clickhouse"), plan.inputs
+    )
+    assert got.column("level").to_pylist() == [1, 2, None, None, 3]
+    assert got.column("level").to_pylist() == execute_plan(store, plan).column("level").to_pylist()
