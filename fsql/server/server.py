@@ -226,14 +226,53 @@ class Server:
         return self._run_sql(text, params)
 
     async def describe_params(self, project: str, text: str) -> list[int] | None:
+        """Types of untyped parameters: PostgreSQL's inference over the mirror,
+        else (FSQL statements) the type of the feature each one is compared with."""
         key = (project, text)
         if key not in self._param_cache:
             if len(self._param_cache) > 4096:
                 self._param_cache.clear()
-            self._param_cache[key] = await asyncio.to_thread(
-                self.mirror.describe_params, project, text
-            )
+            oids = await asyncio.to_thread(self.mirror.describe_params, project, text)
+            if oids is None:
+                oids = await asyncio.to_thread(self._infer_param_types, text)
+            self._param_cache[key] = oids
         return self._param_cache[key]
+
+    def _infer_param_types(self, text: str) -> list[int] | None:
+        from sqlglot import exp
+
+        from fsql.sql.dialect import parse
+
+        try:
+            statements = parse(text)
+            features = {
+                f.name: f.ftype.pg_oid for fg in self.store.feature_groups() for f in fg.features
+            }
+        except Exception:
+            return None
+        found: dict[int, int] = {}
+        for statement in statements:
+            for node in statement.find_all(exp.Parameter, exp.Placeholder):
+                ref = node.this
+                index = ref.this if isinstance(ref, exp.Literal) else ref
+                if not str(index).isdigit():
+                    continue
+                parent = node.parent
+                while isinstance(parent, exp.Paren | exp.Tuple):
+                    parent = parent.parent
+                other: exp.Expression | None = None
+                if isinstance(parent, exp.Binary):
+                    other = parent.left if parent.right is node else parent.right
+                elif isinstance(parent, exp.In):
+                    other = parent.this
+                elif isinstance(parent, exp.Limit | exp.Offset):
+                    found[int(str(index))] = 20
+                    continue
+                if isinstance(other, exp.Column) and other.name in features:
+                    found[int(str(index))] = features[other.name]
+        if not found:
+            return None
+        return [found.get(i, 0) for i in range(1, max(found) + 1)]
 
     async def catalog_changed(self) -> None:
         try:

@@ -458,7 +458,8 @@ class Session:
             oids = oids + [0] * (count - len(oids))
             if 0 in oids:
                 known = await self.server.describe_params(self.database, text)
-                if known is not None and len(known) == count:
+                if known is not None:
+                    known = (known + [0] * count)[:count]
                     oids = [o or k for o, k in zip(oids, known, strict=True)]
             self.statements[name] = Prepared(text, r, oids)
             self.write(p.PARSE_COMPLETE)

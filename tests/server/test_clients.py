@@ -244,6 +244,9 @@ def test_asyncpg(pg_server: Server) -> None:
             ]
             assert await c.fetchval("SELECT count(*) FROM transactions WHERE name = $1", "b") == 1
             assert [tuple(r) for r in await c.fetch(AS_OF)] == AS_OF_ROWS
+            # an FSQL statement with an untyped parameter: typed from the feature it meets
+            got = await c.fetch("SELECT FEATURES amount, name WHERE customer_id = $1", 1)
+            assert [tuple(r) for r in got] == [(1, 30.25, "d")]
             async with c.transaction():  # portals with a row limit
                 got = [
                     r["id"] async for r in c.cursor("SELECT id FROM big ORDER BY id", prefetch=500)
