@@ -757,8 +757,11 @@ def drop(store: Store, name: str, version: int | None = None, *, missing_ok: boo
         records = [found] if found is not None else []
     for record in records:
         catalog_td.remove(store.catalog, record)
+        loc = _location_of(record)
         try:
-            _location_of(record).delete_dir(_location_of(record).base)
+            loc.delete_dir(loc.base)
+            if loc.is_local:
+                _remove_if_empty(loc, str(Path(loc.base).parent))
         except FsqlError:
             pass
     return len(records)

@@ -2,7 +2,7 @@
 computed in the engine (ClickHouse SQL over the Arrow rows).
 
 Per column: ``count`` (rows), ``nulls``, ``distinct`` (an estimate:
-ClickHouse ``uniq``), and by type ``min``/``max``/``mean``/``stddev``
+ClickHouse ``uniqCombined``), and by type ``min``/``max``/``mean``/``stddev``
 (numbers; NaN and infinities are left out of these), ``histogram`` (numbers:
 equal-width bins over the whole dataset's range, the same edges for every
 split), and ``label_balance`` for label columns (count and fraction per
@@ -80,7 +80,7 @@ def _aggregates(name: str, t: pa.DataType, i: int) -> list[exp.Expr]:
     if kind == "null":
         return out
     if kind != "other" or pa.types.is_list(t) or pa.types.is_binary(t):
-        out.append(exp.alias_(exp.func("uniq", c.copy()), f"a{i}_distinct"))
+        out.append(exp.alias_(exp.func("uniqCombined", c.copy()), f"a{i}_distinct"))
     if kind == "number":
         x: exp.Expr = c.copy()
         if pa.types.is_floating(t):

@@ -191,6 +191,7 @@ def test_show_describe_drop(fstore: fsql.Store) -> None:
     assert e.value.sqlstate == "42P01"
     fstore.sql("DROP TRAINING DATASET d1")
     assert not (folder / "v1").exists()
+    assert not folder.exists()  # the last version took its empty name folder along
     assert fstore.sql("SHOW TRAINING DATASETS").column("name").to_pylist() == ["other"]
     with pytest.raises(FsqlError) as e:
         fstore.sql("DROP TRAINING DATASET d1")
