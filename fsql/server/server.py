@@ -260,7 +260,7 @@ class Server:
                 parent = node.parent
                 while isinstance(parent, exp.Paren | exp.Tuple):
                     parent = parent.parent
-                other: exp.Expression | None = None
+                other: object = None
                 if isinstance(parent, exp.Binary):
                     other = parent.left if parent.right is node else parent.right
                 elif isinstance(parent, exp.In):
