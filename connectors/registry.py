@@ -226,7 +226,13 @@ _CONN_WORDS = (
     "failed to establish",
 )
 _MISSING_TABLE_WORDS = ("does not exist", "doesn't exist", "unknown table", "not found", "42p01")
-_MISSING_COLUMN_WORDS = ("column", "unknown identifier", "unknown column", "cannot be resolved")
+_MISSING_COLUMN_WORDS = (
+    "column",
+    "unknown identifier",
+    "unknown expression identifier",
+    "unknown column",
+    "cannot be resolved",
+)
 
 
 def classify_connect(conn: SourceConnector, e: Exception) -> FsqlError:
@@ -272,8 +278,9 @@ def classify(conn: SourceConnector, e: Exception, objects: str) -> FsqlError:
             hint="Check the user and the secret the connector references "
             "(password_env / password_file).",
         )
+    column_words = any(w in low for w in _MISSING_COLUMN_WORDS)
     if sqlstate == "42703" or (
-        (any(w in low for w in _MISSING_COLUMN_WORDS) and "exist" in low) or "unknown column" in low
+        column_words and any(w in low for w in ("exist", "unknown", "cannot be resolved"))
     ):
         return UndefinedColumn(f"{what}: {text}", hint="Was the column renamed or dropped?")
     if sqlstate in ("42P01", "3F000") or any(w in low for w in _MISSING_TABLE_WORDS):

@@ -96,3 +96,26 @@ def test_trino_source_types(store):
     types = {f.name: f.type for f in store.get_feature_group("t").features}
     assert types["d"] == "numeric(4,2)" and types["b"] == "boolean" and types["dd"] == "date"
     assert store.sql("SELECT s FROM t").to_pylist() == [{"s": "x"}]
+
+
+@pytest.mark.parametrize(
+    ("message", "sqlstate"),
+    [
+        ('column "b" does not exist', "42703"),  # PostgreSQL
+        ("Column 'x' cannot be resolved", "42703"),  # Trino
+        ("Unknown expression identifier `nope` in scope", "42703"),  # ClickHouse
+        ("Unknown column 'v' in 'field list'", "42703"),  # MySQL
+        ("Unknown table expression identifier 'x'", "42P01"),  # ClickHouse
+        ("Table 'test.t' doesn't exist", "42P01"),  # MySQL
+        ("line 1:15: Table 'memory.default.x' does not exist", "42P01"),  # Trino
+        ("Access denied for user 'root'@'localhost'", "28P01"),  # MySQL
+        ("Max retries exceeded with url: /v1/statement", "08001"),  # Trino client
+    ],
+)
+def test_source_errors_are_classified(message, sqlstate):
+    from fsql.connectors.registry import classify
+
+    conn = make_connector("src", "trino", {})
+    err = classify(conn, Exception(message), "t")
+    assert err.sqlstate == sqlstate
+    assert 'connector "src"' in str(err)
