@@ -271,6 +271,49 @@ class Store(OnlineMixin):
         )
         return FeatureGroupHandle(self, fg)
 
+    def federated_sql(
+        self,
+        text: str,
+        *,
+        spine: Any = None,
+        offline_catalog: str | None = None,
+        catalogs: Mapping[str, str] | None = None,
+    ) -> str:
+        """The Trino SQL (point-in-time join in window-function form) that
+        federated mode runs for ``SELECT FEATURES ...`` (see
+        :mod:`fsql.plan_window`)."""
+        from fsql.plan import plan_features
+        from fsql.plan_window import federated_sql
+        from fsql.sql.dialect import parse
+        from fsql.sql.nodes import SelectFeatures
+
+        (node,) = parse(text)
+        if not isinstance(node, SelectFeatures):
+            raise InvalidParameter("federated mode runs SELECT FEATURES statements")
+        plan = plan_features(self, node, spine=spine)
+        return federated_sql(self, plan, offline_catalog=offline_catalog, catalogs=catalogs)
+
+    def run_federated(
+        self,
+        text: str,
+        *,
+        connector: str,
+        spine: Any = None,
+        offline_catalog: str | None = None,
+        catalogs: Mapping[str, str] | None = None,
+    ) -> pa.Table:
+        """Run ``SELECT FEATURES ...`` on Trino through a Trino connector."""
+        from fsql.plan_window import run_federated
+
+        return run_federated(
+            self,
+            text,
+            connector=connector,
+            spine=spine,
+            offline_catalog=offline_catalog,
+            catalogs=catalogs,
+        )
+
     # SQL ----------------------------------------------------------------
 
     def sql(self, text: str, params: Sequence[Any] | None = None) -> pa.Table:

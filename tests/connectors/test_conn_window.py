@@ -181,6 +181,12 @@ def test_federated_sql_names_trino_catalogs(store, pg):
     (node,) = parse("SELECT FEATURES amount, age AS OF at")
     plan = plan_features(store, node, spine=spine)
     text = pw.federated_sql(store, plan, offline_catalog="ch", catalogs={"crm": "pg"})
+    assert text == store.federated_sql(
+        "SELECT FEATURES amount, age AS OF at",
+        spine=spine,
+        offline_catalog="ch",
+        catalogs={"crm": "pg"},
+    )
     assert f'"pg"."public"."{t}"' in text
     assert '"ch"."fsql_default"."tx_v1"' in text
     assert sqlglot.parse_one(text, read="trino") is not None
@@ -211,7 +217,7 @@ def test_trino_source_and_federated_join(store):
     spine = pa.table(
         {"customer_id": [1, 1, 2, 3], "at": [BASE + dt.timedelta(days=d) for d in (10, 40, 1, 5)]}
     )
-    got = pw.run_federated(store, "SELECT FEATURES v AS OF at", connector="tr", spine=spine)
+    got = store.run_federated("SELECT FEATURES v AS OF at", connector="tr", spine=spine)
     assert got.column("v").to_pylist() == [1.5, 2.5, None, None]
 
 
