@@ -20,7 +20,10 @@ class _State:
 @click.pass_context
 def main(ctx: click.Context, store_path: str, args: tuple[str, ...]) -> None:
     ctx.obj = _State(store_path)
-    with serve.make_context("serve", list(args), parent=ctx) as sub:
+    rest = list(args)
+    if rest[:1] == ["serve"]:  # `python -m fsql.server --store S serve --port P` reads as the CLI
+        rest = rest[1:]
+    with serve.make_context("serve", rest, parent=ctx) as sub:
         sub.obj = ctx.obj
         serve.invoke(sub)
 
