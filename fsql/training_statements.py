@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import exp
 
-from fsql.errors import FsqlError, InvalidParameter
+from fsql.errors import FeatureNotSupported, FsqlError, InvalidParameter
 from fsql.sql.training_statements import (
     CreateTrainingDataset,
     DescribeTrainingDataset,
@@ -63,6 +63,12 @@ def _create(store: Store, node: exp.Expr) -> pa.Table:
         options[name] = option_value(value)
     description = node.args.get("description")
     query = node.args["query_text"].this
+    if node.args.get("parameters") is not None:
+        raise FeatureNotSupported(
+            "parameters ($1, ?) in CREATE TRAINING DATASET are not supported",
+            hint="The query text is recorded so the dataset can be rebuilt; "
+            "write the values into the query.",
+        )
     try:
         handle = td.create(
             store,

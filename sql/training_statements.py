@@ -38,6 +38,7 @@ class CreateTrainingDataset(exp.Expression):
         "query_text": True,  # the query as written
         "query_position": False,  # 0-based offset of the query in the statement text
         "options": False,  # list of exp.Tuple(key Identifier, value)
+        "parameters": False,  # the query has $n / ? parameters
     }
 
 
@@ -136,6 +137,7 @@ def _create_training_dataset(p: Parser) -> exp.Expr:
     if p._curr is None:
         p.raise_error("Expected a query after AS")
     first = p._curr
+    first_index = p._index
     assert first is not None
     start = p._index
     features = bool(p._match_text_seq("SELECT", "FEATURES"))
@@ -155,6 +157,9 @@ def _create_training_dataset(p: Parser) -> exp.Expr:
     assert last is not None
     text = p.sql[first.start : last.end + 1] if p.sql else ""
     node.set("query_text", exp.Literal.string(text))
+    params = (TokenType.PARAMETER, TokenType.PLACEHOLDER)
+    if any(t.token_type in params for t in p._tokens[first_index : p._index]):
+        node.set("parameters", exp.true())
     node.set("query_position", exp.Literal.number(first.start))
     if p._match(TokenType.WITH):
         node.set("options", _parse_options(p))

@@ -314,3 +314,23 @@ def test_orphan_folder_of_a_crashed_build_is_replaced(fstore: fsql.Store) -> Non
         fstore.create_training_dataset("orph", QUERY)
     assert e.value.sqlstate == "42P07"
     assert (stranger / "data.bin").read_bytes() == b"someone else's"
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_an_empty_result_is_a_valid_dataset(fstore: fsql.Store, fmt: str) -> None:
+    handle = fstore.create_training_dataset(
+        "empty", "SELECT cid, ts, amount FROM tx WHERE cid < 0", format=fmt,
+        splits="train:0.5,test:0.5", seed=1,
+    )  # fmt: skip
+    assert handle.split_counts == {"train": 0, "test": 0}
+    assert handle.read().num_rows == 0
+    assert handle.read("train").schema.names == ["cid", "ts", "amount"]
+    assert handle.statistics("*")["amount"]["count"] == 0
+    assert handle.rebuild().identical
+
+
+def test_parameters_are_refused_with_a_reason(fstore: fsql.Store) -> None:
+    with pytest.raises(FsqlError) as e:
+        fstore.sql("CREATE TRAINING DATASET p AS SELECT cid FROM tx WHERE cid = $1", params=[1])
+    assert e.value.sqlstate == "0A000"
+    assert registered(fstore) == []
