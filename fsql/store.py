@@ -354,6 +354,7 @@ class Store(OnlineMixin):
         query: str | None = None,
         *,
         data: Any = None,
+        spine: Any = None,
         version: int | None = None,
         description: str = "",
         format: str = "parquet",
@@ -368,8 +369,10 @@ class Store(OnlineMixin):
     ) -> TrainingDataset:
         """Materialize ``query`` (FSQL text: ``SELECT FEATURES ...`` or a
         plain SELECT) or ``data`` (Arrow/pandas/polars; cannot be rebuilt) as
-        a new immutable training dataset version. ``splits`` is
-        ``'train:0.8,test:0.2'`` or ``{'train': 0.8, 'test': 0.2}``."""
+        a new immutable training dataset version. ``spine`` (Arrow/pandas/
+        polars) is the spine of ``SELECT FEATURES ... AS OF time_column``; it
+        is kept with the dataset. ``splits`` is ``'train:0.8,test:0.2'`` or
+        ``{'train': 0.8, 'test': 0.2}``."""
         from fsql.training.dataset import create
 
         if isinstance(splits, Mapping):
@@ -386,7 +389,7 @@ class Store(OnlineMixin):
             "location": str(location) if location is not None else None,
         }
         return create(
-            self, name, query, data=data, version=version, description=description,
+            self, name, query, data=data, spine=spine, version=version, description=description,
             options={k: v for k, v in options.items() if v is not None},
         )  # fmt: skip
 

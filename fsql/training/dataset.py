@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlglot import exp
 
 from fsql.catalog import training as catalog_td
@@ -156,8 +157,12 @@ def build_time(store: Store) -> int:
     return t
 
 
-def run_query(store: Store, text: str, system_time_us: int | None = None) -> QueryResult:
-    """Run a ``SELECT FEATURES`` or plain ``SELECT`` with its system time pinned."""
+def run_query(
+    store: Store, text: str, system_time_us: int | None = None, *, spine: pa.Table | None = None
+) -> QueryResult:
+    """Run a ``SELECT FEATURES`` or plain ``SELECT`` with its system time
+    pinned. ``spine`` (Arrow) is the spine of a ``SELECT FEATURES ... AS OF
+    time_column`` handed over from Python."""
     from fsql.sql.dialect import parse
     from fsql.sql.nodes import SelectFeatures
 
@@ -169,7 +174,12 @@ def run_query(store: Store, text: str, system_time_us: int | None = None) -> Que
     node = statements[0]
     t = system_time_us if system_time_us is not None else build_time(store)
     if isinstance(node, SelectFeatures):
-        return _run_features(store, node, t, explicit=system_time_us is not None)
+        return _run_features(store, node, t, explicit=system_time_us is not None, spine=spine)
+    if spine is not None:
+        raise InvalidParameter(
+            "a spine from Python goes with SELECT FEATURES ... AS OF its time column",
+            hint="e.g. SELECT FEATURES tx.amount AS OF event_ts, with spine=labels",
+        )
     if isinstance(node, exp.Query):
         return _run_plain(store, node, t)
     raise InvalidParameter(
@@ -179,7 +189,14 @@ def run_query(store: Store, text: str, system_time_us: int | None = None) -> Que
     )
 
 
-def _run_features(store: Store, node: SelectFeatures, t: int, *, explicit: bool) -> QueryResult:
+def _run_features(
+    store: Store,
+    node: SelectFeatures,
+    t: int,
+    *,
+    explicit: bool,
+    spine: pa.Table | None = None,
+) -> QueryResult:
     from fsql.plan import evaluate_time, execute_plan, plan_features
 
     node = node.copy()
@@ -187,7 +204,7 @@ def _run_features(store: Store, node: SelectFeatures, t: int, *, explicit: bool)
     if own is not None and not explicit:
         t = evaluate_time(store, own)
     _pin(node.args.get("spine"), t, set())
-    plan = plan_features(store, node, system_time_us=t)
+    plan = plan_features(store, node, system_time_us=t, spine=spine)
     plan.lookup_keys = None  # a training dataset reads the offline store
     table = execute_plan(store, plan)
     by_alias = {f.alias: f for f in plan.features}
@@ -317,6 +334,26 @@ def encode_parts(
     return out
 
 
+SPINE_FILE = "spine.parquet"
+
+
+def spine_entry(spine: pa.Table) -> tuple[dict[str, Any], pa.Buffer]:
+    """The spine handed over from Python, kept with the dataset (it is part
+    of what a rebuild needs)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(spine.replace_schema_metadata(None), sink, compression="zstd")
+    buf = sink.getvalue()
+    info = {
+        "split": None,
+        "role": "spine",
+        "path": SPINE_FILE,
+        "rows": spine.num_rows,
+        "bytes": buf.size,
+        "sha256": hashlib.sha256(memoryview(buf)).hexdigest(),
+    }
+    return info, buf
+
+
 def write_version(
     loc: Location,
     folder: str,
@@ -325,7 +362,7 @@ def write_version(
 ) -> None:
     """Write the files and the manifest (last) into ``folder`` of ``loc``."""
     for info, buf in encoded:
-        loc.make_dir(join(folder, info["split"]))
+        loc.make_dir(join(folder, info["split"] or ""))
         loc.write_bytes(join(folder, info["path"]), memoryview(buf))
     loc.write_bytes(
         join(folder, MANIFEST), (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
@@ -394,6 +431,7 @@ class Built:
     lineage: list[LineageEntry]
     system_time_us: int | None
     timings: dict[str, float] = field(default_factory=dict)
+    spine: pa.Table | None = None
 
 
 def _labels(options: Mapping[str, Any], table: pa.Table) -> list[str]:
@@ -418,11 +456,12 @@ def build(
     query: str | None,
     data: pa.Table | None,
     system_time_us: int | None,
+    spine: pa.Table | None = None,
 ) -> Built:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if query is not None:
-        result = run_query(store, query, system_time_us)
+        result = run_query(store, query, system_time_us, spine=spine)
         table, lineage, t = result.table, result.lineage, result.system_time_us
     else:
         assert data is not None
@@ -452,6 +491,7 @@ def create(
     query: str | None = None,
     *,
     data: Any = None,
+    spine: Any = None,
     version: int | None = None,
     description: str = "",
     options: Mapping[str, Any] | None = None,
@@ -478,8 +518,12 @@ def create(
         )
     loc = resolve(opts.get("location"), store.path / DEFAULT_FOLDER)
     loc.check_writable()
+    if spine is not None and query is None:
+        raise InvalidParameter("a spine goes with a SELECT FEATURES query")
     table = as_arrow(data) if data is not None else None
-    built = build(store, opts, query=query, data=table, system_time_us=None)
+    spine_table = as_arrow(spine) if spine is not None else None
+    built = build(store, opts, query=query, data=table, system_time_us=None, spine=spine_table)
+    built.spine = spine_table
     return _materialize(store, name, version, description, query, opts, fmt, loc, built)
 
 
@@ -502,6 +546,8 @@ def _materialize(
     timings["stats_s"] = time.perf_counter() - start
     start = time.perf_counter()
     encoded = encode_parts(fmt, built.parts)
+    if built.spine is not None:
+        encoded.append(spine_entry(built.spine))
     files = [info for info, _ in encoded]
     checksum = dataset_checksum(files)
     schema = schema_record(first.schema)
@@ -820,8 +866,18 @@ def rebuild(
             f'training dataset "{record.name}" v{record.version} was built from data handed '
             "over from Python; there is no query to rebuild it from"
         )
+    spine = None
+    spine_files = [f for f in record.files if f.get("role") == "spine"]
+    if spine_files:
+        loc = _location_of(record)
+        spine = pq.read_table(pa.BufferReader(loc.read_bytes(loc.path(spine_files[0]["path"]))))
     built = build(
-        store, record.options, query=record.query, data=None, system_time_us=record.system_time_us
+        store,
+        record.options,
+        query=record.query,
+        data=None,
+        system_time_us=record.system_time_us,
+        spine=spine,
     )
     schema = arrow_schema(record)
     parts = {}
@@ -834,6 +890,8 @@ def rebuild(
         parts[split] = table
     fmt = FORMATS[record.format]
     encoded = encode_parts(fmt, parts)
+    if spine is not None:
+        encoded.append(spine_entry(spine))
     files = [info for info, _ in encoded]
     checksum = dataset_checksum(files)
     rows_identical: bool | None

@@ -191,3 +191,26 @@ def test_cli_rebuild_reports_a_difference(store_path: Path) -> None:
     result = CliRunner().invoke(main, ["--store", str(store_path), "td", "rebuild", "t"])
     assert result.exit_code == 1
     assert "differs from sha256:0" in result.output
+
+
+def test_python_spine_is_kept_and_rebuilt(fstore: fsql.Store) -> None:
+    spine = pa.table(
+        {
+            "cid": pa.array([0, 1, 2, 3, 0, 5], pa.int64()),
+            "ts": pa.array([day(3), day(5), day(7), day(9), day(15), day(2)], pa.timestamp("us")),
+            "target": [1, 0, 1, 0, 1, 1],
+        }
+    )
+    query = "SELECT FEATURES tx.amount, tx.country AS OF ts"
+    handle = fstore.create_training_dataset("py", query, spine=spine, format="arrow")
+    rows = handle.read("all")
+    assert rows.num_rows == spine.num_rows
+    assert rows.column("target").to_pylist() == spine.column("target").to_pylist()
+    assert any(f.endswith("spine.parquet") for f in handle.files())
+    assert handle.verify()
+    change_everything(fstore)
+    result = handle.rebuild()
+    assert result.identical and result.rows_identical
+    with pytest.raises(fsql.FsqlError) as e:
+        fstore.create_training_dataset("bad", "SELECT cid FROM tx", spine=spine)
+    assert e.value.sqlstate == "22023"
