@@ -204,6 +204,12 @@ class Mirror:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (project,)
             ).fetchone():
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(project)))
+                if not self.url:  # clients only read the mirror: no temporary tables either
+                    conn.execute(
+                        sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+                            sql.Identifier(project)
+                        )
+                    )
 
     def _rebuild(self, project: str, fgs: list[FeatureGroup]) -> None:
         latest: dict[str, FeatureGroup] = {}

@@ -198,6 +198,15 @@ def test_psycopg_transactions_and_session_statements(pg_server: Server) -> None:
         assert ver is not None and "PostgreSQL" in ver[0]
         assert c.execute("SHOW transaction isolation level").fetchone() == ("read committed",)
         c.commit()
+    # clients only read the mirror
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        for query in (
+            "SELECT pg_catalog.pg_read_file('/etc/passwd')",
+            "SELECT pg_catalog.pg_reload_conf()",
+        ):
+            with pytest.raises(psycopg.Error) as e:
+                c.execute(query)
+            assert e.value.sqlstate == "42501"
 
 
 def test_ddl_updates_the_mirror(pg_server: Server) -> None:
