@@ -39,6 +39,10 @@ def _col(name: str) -> exp.Column:
     return exp.Column(this=_ident(name))
 
 
+def _as(expression: exp.Expr, name: str) -> exp.Expr:
+    return exp.alias_(expression, name, quoted=True)
+
+
 def _kind(t: pa.DataType) -> str:
     if pa.types.is_boolean(t):
         return "bool"
@@ -73,14 +77,12 @@ def _aggregates(name: str, t: pa.DataType, i: int) -> list[exp.Expr]:
     c = _col(name)
     kind = _kind(t)
     out: list[exp.Expr] = [
-        exp.alias_(
-            exp.func("countIf", exp.Is(this=c.copy(), expression=exp.Null())), f"a{i}_nulls"
-        ),
+        _as(exp.func("countIf", exp.Is(this=c.copy(), expression=exp.Null())), f"a{i}_nulls"),
     ]
     if kind == "null":
         return out
     if kind != "other" or pa.types.is_list(t) or pa.types.is_binary(t):
-        out.append(exp.alias_(exp.func("uniqCombined", c.copy()), f"a{i}_distinct"))
+        out.append(_as(exp.func("uniqCombined", c.copy()), f"a{i}_distinct"))
     if kind == "number":
         x: exp.Expr = c.copy()
         if pa.types.is_floating(t):
@@ -88,18 +90,18 @@ def _aggregates(name: str, t: pa.DataType, i: int) -> list[exp.Expr]:
         elif pa.types.is_decimal(t):
             x = exp.func("toFloat64", c.copy())
         out += [
-            exp.alias_(exp.func("min", x.copy()), f"a{i}_min"),
-            exp.alias_(exp.func("max", x.copy()), f"a{i}_max"),
-            exp.alias_(exp.func("avg", x.copy()), f"a{i}_mean"),
-            exp.alias_(exp.func("stddevSamp", x.copy()), f"a{i}_stddev"),
+            _as(exp.func("min", x.copy()), f"a{i}_min"),
+            _as(exp.func("max", x.copy()), f"a{i}_max"),
+            _as(exp.func("avg", x.copy()), f"a{i}_mean"),
+            _as(exp.func("stddevSamp", x.copy()), f"a{i}_stddev"),
         ]
     elif kind == "bool":
         as_int = exp.func("toUInt8", c.copy())
-        out.append(exp.alias_(exp.func("avg", as_int), f"a{i}_mean"))
+        out.append(_as(exp.func("avg", as_int), f"a{i}_mean"))
     elif kind in ("time", "text"):
         out += [
-            exp.alias_(exp.func("min", c.copy()), f"a{i}_min"),
-            exp.alias_(exp.func("max", c.copy()), f"a{i}_max"),
+            _as(exp.func("min", c.copy()), f"a{i}_min"),
+            _as(exp.func("max", c.copy()), f"a{i}_max"),
         ]
     return out
 
@@ -120,7 +122,7 @@ def _by_split_and_total(split: exp.Column, *more: exp.Expr) -> exp.Group:
 
 
 def _whole_flag(split: exp.Column) -> exp.Expr:
-    return exp.alias_(exp.func("grouping", split.copy()), WHOLE, quoted=True)
+    return _as(exp.func("grouping", split.copy()), WHOLE)
 
 
 WHOLE = "__fsql_whole"
@@ -147,7 +149,7 @@ def compute(
     ]
     data = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     split = _col(SPLIT_COLUMN)
-    aggs: list[exp.Expr] = [exp.alias_(exp.func("count"), "rows")]
+    aggs: list[exp.Expr] = [_as(exp.func("count"), "rows")]
     for i, f in enumerate(schema):
         aggs += _aggregates(f.name, f.type, i)
     q = exp.select(split.copy(), _whole_flag(split), *aggs).from_(input_ref(0))
@@ -218,7 +220,7 @@ def _histograms(
             bucket = exp.func("toUInt32", exp.Literal.number(0))
         one = exp.func("toUInt64", exp.Literal.number(1))
         aggs.append(
-            exp.alias_(
+            _as(
                 exp.func(
                     "sumMapIf",
                     exp.Array(expressions=[bucket]),
@@ -267,8 +269,8 @@ def _label_balance(
     q = exp.select(
         split.copy(),
         _whole_flag(split),
-        exp.alias_(value.copy(), "v"),
-        exp.alias_(exp.func("count"), "n"),
+        _as(value.copy(), "v"),
+        _as(exp.func("count"), "n"),
     ).from_(input_ref(0))
     q.set("group", _by_split_and_total(split, value))
     per: dict[str, dict[Any, int]] = {s: {} for s in result}
