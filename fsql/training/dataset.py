@@ -1045,6 +1045,8 @@ def listing(store: Store, like: str | None = None) -> pa.Table:
                 else None,
                 "location": r.location,
                 "description": r.description,
+                "query": r.query,
+                "checksum": r.checksum,
             }
         )
     return pa.Table.from_pylist(
@@ -1060,6 +1062,8 @@ def listing(store: Store, like: str | None = None) -> pa.Table:
                 ("system_time", pa.timestamp("us")),
                 ("location", pa.string()),
                 ("description", pa.string()),
+                ("query", pa.string()),
+                ("checksum", pa.string()),
             ]
         ),
     )
