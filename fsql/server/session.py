@@ -242,6 +242,7 @@ class Session:
         except Exception:
             log.exception("session failed")
         finally:
+            self.canceled.set()
             self.server.unregister(self)
             if self.backend is not None:
                 self.backend.close()
@@ -670,7 +671,9 @@ class Session:
         finally:
             cancel.cancel()
         if task not in done:
-            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+            # a call still queued for an engine thread never starts; one already
+            # running in chDB cannot be interrupted and its result is dropped
+            task.cancel()
             raise QueryCanceled("canceling statement due to user request")
         return task.result()
 

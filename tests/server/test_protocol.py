@@ -268,3 +268,27 @@ def test_configured_postgresql_replaces_the_embedded_mirror(tmp_path: Path) -> N
             assert c.execute("SELECT count(*) FROM big").fetchone() == (200_000,)
     finally:
         server.stop()
+
+
+def test_many_clients_at_once(pg_server: Server) -> None:
+    import concurrent.futures
+
+    import psycopg
+
+    def client(i: int) -> int:
+        done = 0
+        with psycopg.connect(pg_server.dsn, autocommit=i % 2 == 0) as c:
+            for k in range(15):
+                cid = 1 + (i + k) % 3
+                got = c.execute(
+                    "SELECT count(*) FROM transactions WHERE customer_id = %s", (cid,)
+                ).fetchone()
+                assert got == ((2,) if cid == 1 else (1,))
+                assert c.execute("SELECT %s::int + 1", (k,)).fetchone() == (k + 1,)
+                assert c.execute("SELECT 1").fetchone() == (1,)
+                done += 1
+        return done
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(client, range(16)))
+    assert results == [15] * 16
