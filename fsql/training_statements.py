@@ -13,6 +13,7 @@ from fsql.sql.training_statements import (
     CreateTrainingDataset,
     DescribeTrainingDataset,
     DropTrainingDataset,
+    RebuildTrainingDataset,
     ShowTrainingDatasets,
 )
 from fsql.statements import executes
@@ -118,3 +119,23 @@ def _drop(store: Store, node: exp.Expr) -> pa.Table:
         return pa.table({"status": [f"training dataset {name} does not exist, skipped"]})
     what = f"version {version}" if version is not None else f"{n} version{'s' if n != 1 else ''}"
     return pa.table({"status": [f"dropped training dataset {name} {what}"]})
+
+
+@executes(RebuildTrainingDataset)
+def _rebuild(store: Store, node: exp.Expr) -> pa.Table:
+    """Re-run the recorded query at the recorded system time; one row saying
+    whether the result is identical to what was recorded."""
+    result = td.rebuild(store, node.this.name, _int(node.args.get("version")))
+    return pa.table(
+        {
+            "name": [result.name],
+            "version": pa.array([result.version], pa.int32()),
+            "splits": [", ".join(f"{s}:{n}" for s, n in result.split_counts.items())],
+            "identical": [result.identical],
+            "checksum_match": [result.checksum_match],
+            "rows_identical": pa.array([result.rows_identical], pa.bool_()),
+            "restored": [result.restored],
+            "checksum": [result.checksum],
+            "recorded_checksum": [result.recorded_checksum],
+        }
+    )

@@ -8,6 +8,7 @@
     SHOW TRAINING DATASETS [LIKE 'pattern']
     DESCRIBE TRAINING DATASET name [VERSION n]
     DROP TRAINING DATASET [IF EXISTS] name [VERSION n]
+    REBUILD TRAINING DATASET name [VERSION n]
 
 The query's text is kept (``query_text``) because the catalog records it and
 a rebuild re-runs it.
@@ -52,6 +53,10 @@ class DescribeTrainingDataset(exp.Expression):
 
 class DropTrainingDataset(exp.Expression):
     arg_types = {"this": True, "version": False, "exists": False}
+
+
+class RebuildTrainingDataset(exp.Expression):
+    arg_types = {"this": True, "version": False}
 
 
 def _name(p: Parser) -> exp.Identifier:
@@ -185,5 +190,12 @@ def _describe_training_dataset(p: Parser) -> exp.Expr:
 def _drop_training_dataset(p: Parser) -> exp.Expr:
     exists = bool(p._match_text_seq("IF", "EXISTS"))
     node = DropTrainingDataset(this=_name(p), exists=exists)
+    node.set("version", _version(p))
+    return node
+
+
+@statement("REBUILD", "TRAINING", "DATASET")
+def _rebuild_training_dataset(p: Parser) -> exp.Expr:
+    node = RebuildTrainingDataset(this=_name(p))
     node.set("version", _version(p))
     return node

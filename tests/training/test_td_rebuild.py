@@ -214,3 +214,14 @@ def test_python_spine_is_kept_and_rebuilt(fstore: fsql.Store) -> None:
     with pytest.raises(fsql.FsqlError) as e:
         fstore.create_training_dataset("bad", "SELECT cid FROM tx", spine=spine)
     assert e.value.sqlstate == "22023"
+
+
+def test_rebuild_statement(fstore: fsql.Store) -> None:
+    fstore.sql(f"CREATE TRAINING DATASET r AS {QUERY} WITH (splits = 'a:0.5,b:0.5', seed = 3)")
+    change_everything(fstore)
+    out = fstore.sql("REBUILD TRAINING DATASET r VERSION 1").to_pylist()[0]
+    assert out["identical"] is True and out["rows_identical"] is True
+    assert out["checksum"] == out["recorded_checksum"]
+    with pytest.raises(fsql.FsqlError) as e:
+        fstore.sql("REBUILD TRAINING DATASET r VERSION 9")
+    assert e.value.sqlstate == "42P01"
