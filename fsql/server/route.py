@@ -21,6 +21,7 @@ DECLARE = "declare"
 FETCH = "fetch"
 CLOSE = "close"
 COPY = "copy"
+UNSUPPORTED = "unsupported"
 
 # statements that belong to the session: they run on the mirror
 _SESSION_WORDS = {
@@ -211,7 +212,10 @@ def classify(text: str) -> Route:
     if first == "declare":
         return _declare(text, w)
     if first in ("fetch", "move"):
-        return _fetch(w)
+        r = _fetch(w)
+        if r.kind == ENGINE:
+            return Route(UNSUPPORTED, first, inner=r.inner)
+        return r
     if first == "close":
         return Route(CLOSE, first, name=_name(w[1]) if len(w) > 1 else "")
     if first == "copy":
@@ -269,6 +273,8 @@ def _fetch(w: list[str]) -> Route:
     # FETCH [NEXT|FORWARD [n|ALL]|n|ALL] [FROM|IN] name
     rest = w[1:]
     count: int | None = 1
+    if rest and rest[0] in ("prior", "first", "last", "absolute", "relative", "backward"):
+        return Route(ENGINE, w[0], name="", returns_rows=False, inner=rest[0])  # refused below
     if rest and rest[0] in ("next", "forward"):
         rest = rest[1:]
     if rest and rest[0] == "all":

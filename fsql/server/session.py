@@ -798,6 +798,12 @@ class Session:
         if r.kind == route.EMPTY:
             self.write(p.EMPTY_QUERY)
             return
+        if r.kind == route.UNSUPPORTED:
+            raise FsqlError(
+                f"{r.first.upper()} {r.inner.upper()} is not supported: fsql cursors only move forward",
+                sqlstate="0A000",
+                hint="Use FETCH [FORWARD] n or FETCH ALL.",
+            )
         if r.kind == route.MIRROR:  # a mirror statement inside DECLARE etc.: not reached
             raise FsqlError("statement cannot run here", sqlstate="0A000")
         if r.kind == route.CONST and max_rows == 0 and not describe:

@@ -76,6 +76,9 @@ def test_routes_and_splitting() -> None:
     assert classify("SHOW search_path").kind == "mirror"
     assert classify("select 1 as x").kind == "const"
     assert classify("SELECT * FROM t WHERE s = 'pg_class'").kind == "engine"
+    assert classify('FETCH FORWARD 5 FROM "c"').count == 5
+    assert classify("FETCH ALL IN c").count is None
+    assert classify("FETCH BACKWARD 1 FROM c").kind == "unsupported"
 
 
 def test_decode_params() -> None:
