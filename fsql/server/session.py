@@ -800,7 +800,8 @@ class Session:
             return
         if r.kind == route.UNSUPPORTED:
             raise FsqlError(
-                f"{r.first.upper()} {r.inner.upper()} is not supported: fsql cursors only move forward",
+                f"{r.first.upper()} {r.inner.upper()} is not supported: "
+                "fsql cursors only move forward",
                 sqlstate="0A000",
                 hint="Use FETCH [FORWARD] n or FETCH ALL.",
             )
