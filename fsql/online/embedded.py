@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from sqlglot import exp
 
-from fsql.online.base import Codec, OnlineStore, Row
+from fsql.online.base import Codec, OnlineStore, Row, to_array
 
 DEFAULT_CACHE_ROWS = 5_000_000
 _MISSING = object()
@@ -41,11 +42,15 @@ def _q(name: str) -> str:
 
 
 class _Cache:
-    __slots__ = ("complete", "rows")
+    __slots__ = ("arrow", "complete", "pos", "rows")
 
     def __init__(self) -> None:
         self.rows: dict[Any, tuple[str, tuple[Any, ...]]] = {}
         self.complete = False
+        # columnar copy for batch lookups (built on first use): the value
+        # columns, and the row of each key in them
+        self.arrow: pa.Table | None = None
+        self.pos: dict[Any, int] = {}
 
 
 class EmbeddedOnlineStore(OnlineStore):
@@ -109,14 +114,16 @@ class EmbeddedOnlineStore(OnlineStore):
                 self._caches.pop(table, None)
                 return
             cached = cache.rows
+            changed = []
             for k, ver, v in rows:
                 prim = codec.prim_of_string(k)
                 cur = cached.get(prim)
-                if cur is None:
-                    if cache.complete:
-                        cached[prim] = (ver, codec.decode(v))
-                elif ver >= cur[0]:
-                    cached[prim] = (ver, codec.decode(v))
+                if (cur is None and cache.complete) or (cur is not None and ver >= cur[0]):
+                    value = codec.decode(v)
+                    cached[prim] = (ver, value)
+                    changed.append((prim, value))
+            if cache.arrow is not None and changed:
+                self._append(cache, codec, changed)
 
     def replace(self, table: str, rows: Sequence[Row], codec: Codec | None = None) -> None:
         with self._lock:
@@ -134,6 +141,8 @@ class EmbeddedOnlineStore(OnlineStore):
                 # keep the same dict object: readers hold a reference to it
                 cache.rows.clear()
                 cache.complete = False
+                cache.arrow = None
+                cache.pos = {}
                 if codec is not None:
                     self._fill(cache, table, codec)
 
@@ -218,6 +227,54 @@ class EmbeddedOnlineStore(OnlineStore):
             else:
                 out.append(self._fetch(cache, codec, p))
         return out
+
+    # the columnar copy ----------------------------------------------------
+
+    def _build_arrow(self, cache: _Cache, codec: Codec) -> pa.Table:
+        names = codec.value_names
+        types = [t.arrow for t in codec.value_types]
+        values = [v[1] for v in cache.rows.values()]
+        columns = list(zip(*values, strict=True)) if values else [() for _ in names]
+        cache.arrow = pa.Table.from_arrays(
+            [to_array(list(c), t) for c, t in zip(columns, types, strict=True)], names=names
+        )
+        cache.pos = {p: i for i, p in enumerate(cache.rows)}
+        return cache.arrow
+
+    def _append(self, cache: _Cache, codec: Codec, changed: list[tuple[Any, Any]]) -> None:
+        assert cache.arrow is not None
+        types = [t.arrow for t in codec.value_types]
+        new = pa.Table.from_arrays(
+            [to_array([v[i] for _, v in changed], t) for i, t in enumerate(types)],
+            names=codec.value_names,
+        )
+        base = cache.arrow.num_rows
+        arrow = pa.concat_tables([cache.arrow, new])
+        for j, (prim, _) in enumerate(changed):
+            cache.pos[prim] = base + j
+        if arrow.num_rows > 2 * len(cache.rows) + 1024:
+            cache.arrow = None  # mostly superseded rows: rebuild on next use
+            cache.pos = {}
+        elif arrow.column(0).num_chunks > 64:
+            cache.arrow = arrow.combine_chunks()
+        else:
+            cache.arrow = arrow
+
+    def take(self, codec: Codec, prims: Sequence[Any]) -> pa.Table | None:
+        """The value columns of ``prims`` (NULL rows for unknown keys), from
+        the columnar copy; None when the table is not held whole in memory."""
+        if not codec.value_names:
+            return None
+        cache = self._cache(codec)
+        if not cache.complete:
+            return None
+        with self._lock:
+            arrow = cache.arrow
+            if arrow is None:
+                arrow = self._build_arrow(cache, codec)
+            get = cache.pos.get
+            index = [get(p) for p in prims]
+        return arrow.take(pa.array(index, type=pa.int64()))
 
     def reader(self, codec: Codec) -> Callable[[Any], tuple[Any, ...] | None]:
         """A lookup function bound to one table (the serving hot path)."""

@@ -43,6 +43,7 @@ from fsql.online.base import (
     column_to_prims,
     latest_per_key,
     open_online_store,
+    to_array,
 )
 from fsql.online.materialize import encode_rows, last_commit, offline_latest
 from fsql.tables import as_arrow
@@ -531,6 +532,14 @@ class OnlineService:
         self, plan: VectorPlan, entities: Any
     ) -> tuple[list[list[Any]], list[list[tuple[Any, ...] | None]]]:
         """Per group: the prim keys and the found rows, one per entity."""
+        prims = self.key_lists(plan, entities)
+        rows = self.backend.lookup_groups(
+            [(g.codec, p) for g, p in zip(plan.groups, prims, strict=True)]
+        )
+        return prims, rows
+
+    def key_lists(self, plan: VectorPlan, entities: Any) -> list[list[Any]]:
+        """Per group: the prim key of every entity."""
         # groups keyed alike (same key columns and types) share one key list
         shared: dict[tuple[Any, ...], list[Any]] = {}
         prims = []
@@ -548,10 +557,7 @@ class OnlineService:
                     p = self._prims_of_table(g, table)
                 shared[sig] = p
             prims.append(p)
-        rows = self.backend.lookup_groups(
-            [(g.codec, p) for g, p in zip(plan.groups, prims, strict=True)]
-        )
-        return prims, rows
+        return prims
 
     def get_feature_vectors(
         self, features: Any, entities: Any, *, return_type: str = "arrow"
@@ -561,6 +567,10 @@ class OnlineService:
         ``return_type``: ``arrow`` (default), ``list`` (of lists) or ``dict``
         (list of dicts)."""
         plan = self.plan(features)
+        if return_type == "arrow" and hasattr(self.backend, "take"):
+            table = self._take(plan, entities)
+            if table is not None:
+                return table
         prims, rows = self.lookup_rows(plan, entities)
         columns: list[list[Any]] = []
         for gi, i, is_key in plan.slots:
@@ -581,6 +591,26 @@ class OnlineService:
         raise InvalidParameter(
             f"unknown return_type {return_type!r}", hint="Use 'arrow', 'list' or 'dict'."
         )
+
+    def _take(self, plan: VectorPlan, entities: Any) -> pa.Table | None:
+        """The Arrow batch path of the embedded store: one ``take`` per group
+        from its columnar copy (None: not available, use the row path)."""
+        prims = self.key_lists(plan, entities)
+        take = self.backend.take  # type: ignore[attr-defined]
+        tables = []
+        for g, p in zip(plan.groups, prims, strict=True):
+            t = take(g.codec, p)
+            if t is None:
+                return None
+            tables.append(t)
+        arrays = []
+        for (gi, i, is_key), ftype in zip(plan.slots, plan.types, strict=True):
+            if is_key:
+                kv = plan.groups[gi].codec.key_values
+                arrays.append(to_array([kv(p)[i] for p in prims[gi]], ftype.arrow))
+            else:
+                arrays.append(tables[gi].column(i))
+        return pa.Table.from_arrays(arrays, names=plan.names)
 
     # the planner's hook ---------------------------------------------------------
 
@@ -656,21 +686,6 @@ class OnlineService:
                 )
             names.append(ref.alias)
         return pa.Table.from_arrays(arrays, names=names)
-
-
-def to_array(values: list[Any], dtype: pa.DataType) -> pa.Array:
-    """``pa.array(values, type=dtype)``; floats go through type inference
-    (pyarrow converts a typed list of non-null floats ~20x slower)."""
-    if pa.types.is_floating(dtype):
-        try:
-            arr = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return pa.array(values, type=dtype)
-        if arr.type.equals(dtype):
-            return arr
-        if pa.types.is_floating(arr.type) or pa.types.is_null(arr.type):
-            return arr.cast(dtype, safe=False)
-    return pa.array(values, type=dtype)
 
 
 def _prims_of_dicts(g: _Group, entities: Sequence[Any]) -> list[Any]:

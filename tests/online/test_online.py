@@ -706,3 +706,30 @@ def test_concurrent_lookups_during_commits(ostore: fsql.Store) -> None:
     assert not errors, errors[0]
     assert ostore.get_feature_vector(["amount"], {"customer_id": 7}) == [2000.0]
     assert ostore.check_consistency("tx").ok
+
+
+def test_batch_reads_stay_current_across_many_commits(ostore: fsql.Store) -> None:
+    """Batch lookups after every commit (the embedded store appends to its
+    columnar copy, compacts and rebuilds it) agree with single lookups."""
+    fg = ostore.create_feature_group(
+        "c",
+        pa.table({"k": [0, 1, 2], "ts": [day(0)] * 3, "x": [0.0, 1.0, 2.0], "s": ["a", "b", "c"]}),
+        primary_key="k",
+        event_time="ts",
+        online=True,
+    )
+    expected = {0: (0.0, "a"), 1: (1.0, "b"), 2: (2.0, "c")}
+    for i in range(1, 70):
+        k = i % 5
+        fg.insert(pa.table({"k": [k], "ts": [day(i)], "x": [float(i)], "s": [f"v{i}"]}))
+        expected[k] = (float(i), f"v{i}")
+        if i == 35:
+            ostore.materialize("c")
+        batch = ostore.get_feature_vectors(["x", "s"], {"k": [0, 1, 2, 3, 4, 5]})
+        assert batch.column("x").to_pylist() == [
+            expected[k][0] if k in expected else None for k in range(6)
+        ]
+        assert batch.column("s").to_pylist() == [
+            expected[k][1] if k in expected else None for k in range(6)
+        ]
+    assert ostore.get_feature_vector(["x", "s"], {"k": 3}) == [68.0, "v68"]
