@@ -295,7 +295,16 @@ class OnlineService:
     def drop(self, fg: FeatureGroup) -> None:
         """Remove a feature group's online rows (when it is dropped)."""
         if fg.online or st.get(self.store.catalog, fg.id) is not None:
-            self.backend.drop(self.codec(fg).table)
+            try:
+                self.backend.drop(self.codec(fg).table)
+            except OnlineStoreUnavailable as e:
+                # the group goes anyway; its online rows stay behind on the server
+                import warnings
+
+                warnings.warn(
+                    f'online rows of "{fg.name}" v{fg.version} were not dropped: {e.message}',
+                    stacklevel=2,
+                )
 
     def check_consistency(self, fg: Any) -> ConsistencyReport:
         from fsql.online.consistency import check
