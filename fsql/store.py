@@ -76,6 +76,9 @@ class Store(OnlineMixin):
         except BaseException:
             self.close()
             raise
+        # only a store that opened (and, embedded, is ours) records its settings:
+        # a second process or a bad URL must not rewrite another's fsql.json
+        self._save_config(config)
         self._closed = False
 
     def _config(
@@ -91,11 +94,15 @@ class Store(OnlineMixin):
             config["catalog"] = catalog
         if online:
             config["online"] = online
-        if not file.exists() or offline or catalog or online:
-            tmp = file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(config, indent=2) + "\n")
-            tmp.replace(file)
         return config
+
+    def _save_config(self, config: dict[str, str]) -> None:
+        file = self.path / CONFIG_FILE
+        if file.exists() and json.loads(file.read_text()) == config:
+            return
+        tmp = file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+        tmp.replace(file)
 
     # lifecycle ----------------------------------------------------------
 

@@ -362,11 +362,12 @@ def test_bad_names_and_keys(store):
 
 def test_second_process_gets_store_in_use(store, store_path):
     make_fg(store)
+    config = (store_path / "fsql.json").read_text()
     script = textwrap.dedent(
         f"""
         import json, fsql
         try:
-            fsql.connect({str(store_path)!r})
+            fsql.connect({str(store_path)!r}, catalog="sqlite:////nonexistent/other.sqlite")
         except fsql.FsqlError as e:
             print(json.dumps({{"type": type(e).__name__, "sqlstate": e.sqlstate,
                               "message": e.message, "hint": e.hint}}))
@@ -387,8 +388,9 @@ def test_second_process_gets_store_in_use(store, store_path):
     assert err["sqlstate"] == "55006"
     assert "in use" in err["message"]
     assert "serve" in err["hint"]
-    # the holder is unaffected
+    # the holder is unaffected, its settings too
     assert store.get_feature_group("transactions").read().num_rows == 2
+    assert (store_path / "fsql.json").read_text() == config
 
 
 def test_same_process_second_folder_is_refused_until_closed(store, tmp_path):

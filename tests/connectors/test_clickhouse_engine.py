@@ -116,9 +116,13 @@ def test_refused_connection_is_a_clear_error(tmp_path):
         ClickHouseEngine(f"clickhouse://127.0.0.1:{port}/default")
     assert e.value.sqlstate == "08006"
     assert f"127.0.0.1:{port}" in e.value.message
-    # through the store, the same error
+    # through the store, the same error, and the folder keeps its settings
+    with fsql.connect(tmp_path / "s"):
+        pass
+    config = (tmp_path / "s" / "fsql.json").read_text()
     with pytest.raises(ConnectionFailure):
         fsql.connect(tmp_path / "s", offline=f"clickhouse://127.0.0.1:{port}/default")
+    assert (tmp_path / "s" / "fsql.json").read_text() == config
 
 
 @pytest.mark.skipif(
