@@ -546,8 +546,6 @@ class Session:
                 raise FsqlError(f'portal "{name}" does not exist', sqlstate="34000")
             self.canceled.clear()
             await self.execute_portal(portal, max(max_rows, 0), describe=False)
-            if name == "":
-                pass
         elif kind == b"C":
             what = rd.byte()
             name = rd.cstring()
@@ -828,8 +826,6 @@ class Session:
         fields = portal.fields or encode.fields_for(result.schema, portal.formats)
         if describe:
             self.write(p.row_description(encode.row_description_fields(fields)))
-        if portal.stmt.fields and not describe and portal.fields is None:
-            fields = encode.fields_for(result.schema, portal.formats)
         remaining = result.num_rows - portal.pos
         n = remaining if max_rows == 0 else min(max_rows, remaining)
         await self.send_rows(result.slice(portal.pos, n), fields)
