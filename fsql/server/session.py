@@ -21,6 +21,7 @@ from fsql.errors import FsqlError
 from fsql.server import encode, route
 from fsql.server import protocol as p
 from fsql.server.auth import MECHANISM, AuthFailed, ScramClient, ScramServer
+from fsql.types import from_name
 
 if TYPE_CHECKING:
     from fsql.server.server import Server
@@ -823,6 +824,8 @@ class Session:
             self.write(p.command_complete(tag))
             portal.done = True
             return
+        if portal.fields is None and portal.stmt.fields:
+            result = conform(result, portal.stmt.fields)  # keep the types Describe promised
         fields = portal.fields or encode.fields_for(result.schema, portal.formats)
         if describe:
             self.write(p.row_description(encode.row_description_fields(fields)))
@@ -918,6 +921,29 @@ _TAG = re.compile(r"[A-Z]+(?: [A-Z]+)*(?: \d+)*")
 
 class _Skip(FsqlError):
     """The mirror already sent the ErrorResponse; skip to Sync."""
+
+
+_OID_TYPES = {
+    16: "boolean", 21: "smallint", 23: "integer", 20: "bigint", 700: "real",
+    701: "double precision", 25: "text", 1082: "date", 1114: "timestamp", 1184: "timestamptz",
+}  # fmt: skip
+
+
+def conform(result: pa.Table, described: list[encode.Field]) -> pa.Table:
+    """Cast columns whose type differs from what a statement Describe said."""
+    if result.num_columns != len(described):
+        return result
+    columns = list(result.columns)
+    changed = False
+    for i, f in enumerate(described):
+        if encode.oid_of(result.schema.field(i).type) == f.oid or f.oid not in _OID_TYPES:
+            continue
+        try:
+            columns[i] = columns[i].cast(from_name(_OID_TYPES[f.oid]).arrow)
+            changed = True
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return pa.Table.from_arrays(columns, names=result.column_names) if changed else result
 
 
 def csv_rows(batch: pa.Table, header: list[str] | None) -> bytes:
