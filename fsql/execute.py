@@ -11,7 +11,7 @@ from sqlglot import exp
 from fsql.catalog import FeatureGroup
 from fsql.errors import FeatureNotSupported, UndefinedObject, did_you_mean
 from fsql.offline import DIALECT, subquery
-from fsql.on_demand import push_down
+from fsql.on_demand import bind_connector_table, push_down
 from fsql.params import bind
 from fsql.sql.dialect import parse
 from fsql.statements import executor_for
@@ -58,7 +58,10 @@ def bind_feature_groups(store: Store, statement: exp.Expr) -> exp.Expr:
     by_version = {fg.qualified_name: fg for fg in fgs}
     latest = {fg.name: fg for fg in fgs}  # sorted by version: last wins
     for table in list(statement.find_all(exp.Table)):
-        if table.db or table.name in ctes or not table.name:
+        if table.db and table.name:
+            bind_connector_table(store, table)  # connector.table: read at the source
+            continue
+        if table.name in ctes or not table.name:
             continue
         fg = latest.get(table.name) or by_version.get(table.name)
         if fg is None and bind_training_dataset(store, statement, table):

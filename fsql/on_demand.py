@@ -212,6 +212,9 @@ def create_feature_group(
     )
 
 
+RESERVED_CONNECTOR_NAMES = {"pg_catalog", "information_schema", "system", "default", "public"}
+
+
 def _check_name(name: str, what: str) -> None:
     if not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
         raise InvalidParameter(
@@ -219,6 +222,41 @@ def _check_name(name: str, what: str) -> None:
             sqlstate="42602",
             hint="Use letters, digits and underscores, starting with a letter.",
         )
+    if what == "connector" and (
+        name.lower() in RESERVED_CONNECTOR_NAMES or name.lower().startswith("fsql_")
+    ):
+        raise InvalidParameter(
+            f"connector name {name!r} is reserved",
+            sqlstate="42939",
+            hint="Pick another name; connector names qualify tables (crm.customers).",
+        )
+
+
+def bind_connector_table(store: Store, table: exp.Table) -> bool:
+    """``connector.table`` (or ``connector.schema.table``) in plain SQL or as
+    a spine: the source table read by the engine itself. Returns False (and
+    leaves the node) when the qualifier is not a connector."""
+    qualifier = table.catalog or table.db
+    names = {c.name: c for c in catalog_connectors.connectors(store.catalog, store.project)}
+    record = names.get(qualifier)
+    if record is None:
+        return False
+    conn = make_connector(record.name, record.type, record.options, connector_id=record.id)
+    if not conn.pushdown:
+        raise FeatureNotSupported(
+            f"{conn.label(table.name)}: a {conn.type_name} source is not read as a table directly",
+            hint="Create an on-demand feature group over it: CREATE ON DEMAND FEATURE GROUP "
+            f"... CONNECTOR {conn.name} ... AS SELECT ... FROM {table.name}.",
+        )
+    source_table = exp.Table(
+        this=table.this.copy(), db=table.args["db"].copy() if table.catalog else None
+    )
+    fn = conn.table_function(source_table, _set_secret(store.engine, conn))
+    assert fn is not None
+    fn.meta["fsql_source_table"] = source_table
+    alias = table.alias or table.name
+    table.replace(exp.Table(this=fn, alias=exp.TableAlias(this=_ident(alias))))
+    return True
 
 
 # reading -------------------------------------------------------------------------

@@ -384,3 +384,39 @@ def test_on_demand_group_as_spine_and_in_plain_joins(store, pg):
         .to_pylist()
     )
     assert '"age" >= 40' in plan and "amount" not in plan.split("-- on-demand")[1]
+
+
+def test_connector_tables_in_plain_sql_and_as_spine(store, pg):
+    labels = pg.table(
+        "od_labels",
+        "customer_id bigint, ts timestamp, label int",
+        "(1, '2024-01-15', 1), (2, '2024-01-01', 0), (1, '2023-12-01', 0)",
+    )
+    _connector(store)
+    import pyarrow as pa
+
+    tx = pa.table(
+        {
+            "customer_id": [1, 2],
+            "event_ts": [dt.datetime(2024, 1, 10), dt.datetime(2024, 1, 2)],
+            "amount": [5.0, 7.0],
+        }
+    )
+    store.create_feature_group("tx", tx, primary_key="customer_id", event_time="event_ts")
+    assert store.sql(
+        f"SELECT label FROM crm.{labels} AS l WHERE l.customer_id = 2"
+    ).to_pylist() == [{"label": 0}]
+    assert store.sql(f"SELECT count(*) AS n FROM crm.public.{labels}").column("n").to_pylist() == [
+        3
+    ]
+    got = store.sql(
+        f"SELECT FEATURES amount, l.label FROM crm.{labels} AS l AS OF l.ts"
+    ).to_pylist()
+    assert sorted((r["customer_id"], r["ts"], r["amount"], r["label"]) for r in got) == [
+        (1, dt.datetime(2023, 12, 1), None, 0),
+        (1, dt.datetime(2024, 1, 15), 5.0, 1),
+        (2, dt.datetime(2024, 1, 1), None, 0),
+    ]
+    with pytest.raises(FsqlError) as e:
+        store.create_connector("pg_catalog", "postgres", PG_OPTIONS)
+    assert e.value.sqlstate == "42939"
