@@ -23,11 +23,13 @@ transport and the semantics live in one place:
 from __future__ import annotations
 
 import json
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -57,6 +59,7 @@ class NotOnline(FsqlError):
 # rows
 
 Row = tuple[str, str, str]  # (k, ver, v)
+C = TypeVar("C")
 VER_OFFSET = 1 << 63
 _EPOCH = datetime(1970, 1, 1)
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
@@ -425,6 +428,54 @@ class OnlineStore(ABC):
     def reader(self, codec: Codec) -> Callable[[Any], tuple[Any, ...] | None]:
         """A lookup function bound to one table (the serving hot path)."""
         return lambda prim: self.lookup_one(codec, prim)
+
+
+class Pool(Generic[C]):
+    """Connections to an online-store server: one per concurrent caller, up
+    to ``size`` (callers beyond wait), reused last-in first-out. A connection
+    that failed is closed, not reused; the next caller opens a new one."""
+
+    def __init__(self, connect: Callable[[], C], close: Callable[[C], None], size: int = 8) -> None:
+        self._connect = connect
+        self._close = close
+        self._idle: list[C] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(size)
+
+    @contextmanager
+    def connection(self, broken: tuple[type[BaseException], ...]) -> Iterator[C]:
+        """A connection; an exception of a ``broken`` type discards it."""
+        self._slots.acquire()
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = self._connect()
+            try:
+                yield conn
+            except broken:
+                self._discard(conn)
+                raise
+            except BaseException:
+                with self._lock:
+                    self._idle.append(conn)
+                raise
+            with self._lock:
+                self._idle.append(conn)
+        finally:
+            self._slots.release()
+
+    def _discard(self, conn: C) -> None:
+        try:
+            self._close(conn)
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            self._discard(conn)
 
 
 def open_online_store(url: str, folder: Any) -> OnlineStore:

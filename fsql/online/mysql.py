@@ -6,12 +6,13 @@ folding 'A' into 'a').
 The conditional upsert is ``INSERT ... ON DUPLICATE KEY UPDATE v = IF(ver <=
 VALUES(ver), VALUES(v), v), ver = IF(...)``: MariaDB assigns left to right,
 so ``v`` is decided on the old ``ver`` before ``ver`` changes. PyMySQL sends
-the rows as multi-row INSERTs with escaped parameters.
+the rows as multi-row INSERTs with escaped parameters. A pool of up to 8
+connections (one per concurrent caller); a failed one is dropped and the
+call raises :class:`OnlineStoreUnavailable`.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -24,12 +25,14 @@ from fsql.online.base import (
     Codec,
     OnlineStore,
     OnlineStoreUnavailable,
+    Pool,
     Row,
     physical_name,
     split_prefix,
 )
 
 CHUNK = 2_000
+POOL_SIZE = 8
 
 
 def _q(name: str) -> str:
@@ -54,39 +57,29 @@ class MySQLOnlineStore(OnlineStore):
             "read_timeout": 30,
             "write_timeout": 30,
         }
-        self._lock = threading.RLock()
-        self._conn: pymysql.connections.Connection | None = None  # type: ignore[type-arg]
+        self._pool: Pool[Any] = Pool(self._connect, lambda c: c.close(), size=POOL_SIZE)
         self._tables: set[str] = set()
 
     def _connect(self) -> Any:
-        if self._conn is None or not self._conn.open:
-            try:
-                self._conn = pymysql.connect(**self.params)
-            except pymysql.MySQLError as e:
-                raise OnlineStoreUnavailable(
-                    f"cannot connect to the MariaDB online store: {e}",
-                    hint="Check that the server is up; `fsql materialize` repairs missed commits.",
-                ) from None
-            self._tables.clear()
-        return self._conn
+        try:
+            return pymysql.connect(**self.params)
+        except pymysql.MySQLError as e:
+            raise OnlineStoreUnavailable(
+                f"cannot connect to the MariaDB online store: {e}",
+                hint="Check that the server is up; `fsql materialize` repairs missed commits.",
+            ) from None
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
-        with self._lock:
-            conn = self._connect()
-            try:
-                with conn.cursor() as cur:
-                    yield cur
-            except (pymysql.OperationalError, pymysql.InterfaceError, OSError) as e:
-                try:
-                    conn.close()
-                except Exception:
-                    pass
-                self._conn = None
-                raise OnlineStoreUnavailable(
-                    f"the MariaDB online store failed: {e}",
-                    hint="Check that the server is up; `fsql materialize` repairs missed commits.",
-                ) from None
+        broken = (pymysql.OperationalError, pymysql.InterfaceError, OSError)
+        try:
+            with self._pool.connection(broken) as conn, conn.cursor() as cur:
+                yield cur
+        except broken as e:
+            raise OnlineStoreUnavailable(
+                f"the MariaDB online store failed: {e}",
+                hint="Check that the server is up; `fsql materialize` repairs missed commits.",
+            ) from None
 
     def _ensure(self, cur: Any, table: str) -> str:
         q = _q(physical_name(self.prefix, table, 64))
@@ -178,13 +171,7 @@ class MySQLOnlineStore(OnlineStore):
             self._tables.discard(table)
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                try:
-                    self._conn.close()
-                except Exception:
-                    pass
-                self._conn = None
+        self._pool.close()
 
     def connection_id(self) -> int:
         """Our server thread id (tests KILL it to simulate a server going away)."""

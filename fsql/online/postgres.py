@@ -4,13 +4,13 @@
 ``unnest`` arrays (one statement per 10,000 rows), read with prepared
 statements (``k = ANY($1)``).
 
-One connection per store, guarded by a lock; a failed operation closes it
-and raises :class:`OnlineStoreUnavailable`, the next one reconnects.
+A pool of up to 8 connections (one per concurrent caller); a connection
+that fails is dropped and the call raises :class:`OnlineStoreUnavailable`,
+the next call connects again.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -22,12 +22,14 @@ from fsql.online.base import (
     Codec,
     OnlineStore,
     OnlineStoreUnavailable,
+    Pool,
     Row,
     physical_name,
     split_prefix,
 )
 
 CHUNK = 10_000
+POOL_SIZE = 8
 
 
 class PostgresOnlineStore(OnlineStore):
@@ -38,38 +40,32 @@ class PostgresOnlineStore(OnlineStore):
         if url.startswith("postgresql+psycopg://"):
             url = "postgresql://" + url.split("://", 1)[1]
         self.url = url
-        self._lock = threading.RLock()
-        self._conn: psycopg.Connection[Any] | None = None
+        self._pool: Pool[psycopg.Connection[Any]] = Pool(
+            self._connect, lambda c: c.close(), size=POOL_SIZE
+        )
         self._tables: set[str] = set()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            try:
-                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
-            except psycopg.Error as e:
-                raise OnlineStoreUnavailable(
-                    f"cannot connect to the PostgreSQL online store: {e}".strip(),
-                    hint="Check that the server is up; `fsql materialize` repairs missed commits.",
-                ) from None
-            self._conn.prepare_threshold = 0
-            self._tables.clear()
-        return self._conn
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+        except psycopg.Error as e:
+            raise OnlineStoreUnavailable(
+                f"cannot connect to the PostgreSQL online store: {e}".strip(),
+                hint="Check that the server is up; `fsql materialize` repairs missed commits.",
+            ) from None
+        conn.prepare_threshold = 0  # every statement prepared (server-side plan reuse)
+        return conn
 
     @contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._lock:
-            conn = self._connect()
-            try:
+        try:
+            with self._pool.connection((psycopg.OperationalError, psycopg.InterfaceError)) as conn:
                 yield conn
-            except (psycopg.OperationalError, psycopg.InterfaceError) as e:
-                try:
-                    conn.close()
-                finally:
-                    self._conn = None
-                raise OnlineStoreUnavailable(
-                    f"the PostgreSQL online store failed: {str(e).strip()}",
-                    hint="Check that the server is up; `fsql materialize` repairs missed commits.",
-                ) from None
+        except (psycopg.OperationalError, psycopg.InterfaceError) as e:
+            raise OnlineStoreUnavailable(
+                f"the PostgreSQL online store failed: {str(e).strip()}",
+                hint="Check that the server is up; `fsql materialize` repairs missed commits.",
+            ) from None
 
     def _name(self, table: str) -> sql.Identifier:
         return sql.Identifier(physical_name(self.prefix, table, 63))
@@ -168,10 +164,7 @@ class PostgresOnlineStore(OnlineStore):
             self._tables.discard(table)
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._pool.close()
 
     def backend_pid(self) -> int:
         """The server process of our connection (tests cut it to simulate a
