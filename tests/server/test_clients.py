@@ -283,6 +283,8 @@ def test_pg8000(pg_server: Server) -> None:
         assert rows == [["a", 10.5], ["d", 30.25]]
         assert [tuple(r) for r in c.run(AS_OF)] == AS_OF_ROWS
         assert c.run("SELECT count(*) FROM big WHERE id < :n", n=1000) == [[1000]]
+        got = c.run("SELECT FEATURES amount, name WHERE customer_id = :id", id=2)
+        assert [tuple(r) for r in got] == [(2, 20.0, "b")]
     finally:
         c.close()
 
