@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
 DIALECT = "clickhouse"
 META = "fsql_on_demand"
-TEMP_DATABASE = "fsql_on_demand"
+TEMP_DATABASE = "fsqltmp_on_demand"  # not fsql_<project>: no project is named so
 ALIAS = "fsql_q"
 
 
