@@ -267,6 +267,14 @@ class FeaturePlan:
             q.set("settings", settings)
             return q
         names = set(self.output_names)
+        if has_row and not (self.order or self.limit or self.offset):
+            # The rows go back into spine order after the engine (a numpy
+            # permutation is cheaper than a sort): see `restore_spine_order`.
+            if self.where is not None:
+                q = select_from([exp.Star()], subquery(q, "q"))
+                q = q.where(_unqualify(self.where.this.copy(), names | {ROW}), copy=False)
+            q.set("settings", settings)
+            return q
         star = exp.Star(**({"except_": [col(ROW)]} if has_row else {}))
         outer = select_from([star], subquery(q, "q"))
         if self.where is not None:
@@ -370,12 +378,14 @@ def plan_features(
     spine_fg: FeatureGroup | None = None
     spine_schema = pa.schema([])
     if spine is not None:
-        spine_input = as_arrow(spine)
-        spine_input = spine_input.append_column(
-            ROW, pa.array(np.arange(spine_input.num_rows, dtype=np.int64))
+        given = _non_nullable_where_full(as_arrow(spine))
+        spine_input = given.append_column(
+            pa.field(ROW, pa.int64(), nullable=False),
+            pa.array(np.arange(given.num_rows, dtype=np.int64)),
         )
         spine_rel = input_ref(0)
         spine_columns = spine_input.column_names
+        spine_schema = spine_input.schema
         spine_alias = "spine"
     elif node.args.get("spine") is not None:
         raw = node.args["spine"]
@@ -732,4 +742,21 @@ def execute_plan(store: Store, plan: FeaturePlan) -> pa.Table:
     from fsql.on_demand import push_down
 
     sql = push_down(plan.to_sql()).sql(DIALECT)
-    return store.engine.query(sql, plan.inputs)
+    return restore_spine_order(store.engine.query(sql, plan.inputs))
+
+
+def restore_spine_order(table: pa.Table) -> pa.Table:
+    """Order rows by the spine's row numbers (``__fsql_row``) and drop them."""
+    if ROW not in table.column_names:
+        return table
+    rows = table.column(ROW).to_numpy()
+    table = table.drop_columns([ROW])
+    n = rows.size
+    if n == 0 or bool((rows[1:] > rows[:-1]).all()):
+        return table
+    if n == int(rows.max()) + 1:  # every spine row is there: invert the permutation
+        order = np.empty(n, dtype=np.int64)
+        order[rows] = np.arange(n, dtype=np.int64)
+    else:  # a WHERE dropped some
+        order = np.argsort(rows, kind="stable")
+    return table.take(pa.array(order))
