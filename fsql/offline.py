@@ -322,18 +322,26 @@ class OfflineStore:
         return int(self.engine.query(q.sql(DIALECT)).column(0)[0].as_py())
 
 
-_MIX = np.uint64(0x9E3779B97F4A7C15)
+# odd 64-bit multipliers, one per key column (cycled)
+_MULTIPLIERS = tuple(
+    np.uint64(m)
+    for m in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
+)
 
 
 def _may_have_duplicates(rows: pa.Table, key: list[str]) -> bool:
     """False when the (primary key, event time) values of ``rows`` are surely
     distinct: a 64-bit hash of each key is sorted and neighbours compared
-    (far cheaper than a GROUP BY). True means "run the exact check"."""
+    (far cheaper than a GROUP BY). True means "run the exact check".
+
+    The hash is a sum of the key columns times odd constants (mod 2**64):
+    equal keys always hash equal, and a rare collision of distinct keys only
+    costs the exact check, never a wrong answer."""
     if rows.num_rows < 2:
         return False
     h: np.ndarray | None = None
     try:
-        for name in key:
+        for i, name in enumerate(key):
             column = rows.column(name)
             t = column.type
             if pa.types.is_date32(t):
@@ -345,16 +353,10 @@ def _may_have_duplicates(rows: pa.Table, key: list[str]) -> bool:
                 column = column.combine_chunks().dictionary_encode().indices
             v = np.asarray(column.to_numpy())
             v = v.view(np.uint64) if v.dtype.itemsize == 8 else v.astype(np.uint64)
-            # splitmix64-style mixing so that h(a, b) == h(c, d) is unlikely;
-            # in place, to keep the passes over memory few
-            x = v >> np.uint64(31)
-            x ^= v
-            x *= _MIX
+            x = v * _MULTIPLIERS[i % len(_MULTIPLIERS)]
             if h is None:
                 h = x
             else:
-                h ^= h >> np.uint64(29)
-                h *= np.uint64(0xBF58476D1CE4E5B9)
                 h += x
     except (pa.ArrowException, TypeError, ValueError):
         return True
