@@ -85,14 +85,15 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def varints(values: np.ndarray) -> pa.BinaryArray:
-    """Protobuf varints of unsigned 64-bit values, one binary value each."""
+def varint_groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Protobuf varints of unsigned 64-bit values as an (n, width) byte
+    matrix (continuation bits set) and the number of bytes of each."""
     v = np.ascontiguousarray(values).astype(np.uint64, copy=False)
     n = len(v)
     top = int(v.max()) if n else 0
     width = max(1, (top.bit_length() + 6) // 7)
     if width == 1:
-        return _fixed(v.astype(np.uint8), 1)
+        return v.astype(np.uint8).reshape(n, 1), np.ones(n, dtype=np.int64)
     groups = np.empty((n, width), dtype=np.uint8)
     nbytes = np.ones(n, dtype=np.int64)
     t = v.copy()
@@ -103,6 +104,28 @@ def varints(values: np.ndarray) -> pa.BinaryArray:
             nbytes += t > 0
     idx = np.arange(width)
     groups |= ((idx[None, :] < (nbytes[:, None] - 1)) * 0x80).astype(np.uint8)
+    return groups, nbytes
+
+
+def _ragged(matrix: np.ndarray, lengths: np.ndarray) -> pa.BinaryArray:
+    """Row i of ``matrix`` cut to ``lengths[i]`` bytes, as a binary array."""
+    n = len(lengths)
+    idx = np.arange(matrix.shape[1])
+    data = matrix[idx[None, :] < lengths[:, None]]
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.BinaryArray.from_buffers(
+        pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
+def varints(values: np.ndarray) -> pa.BinaryArray:
+    """Protobuf varints of unsigned 64-bit values, one binary value each."""
+    groups, nbytes = varint_groups(values)
+    n = len(nbytes)
+    if groups.shape[1] == 1:
+        return _fixed(groups.reshape(n), 1)
+    idx = np.arange(groups.shape[1])
     data = groups[idx[None, :] < nbytes[:, None]]
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(nbytes, out=offsets[1:])
@@ -233,6 +256,55 @@ def encode_feature(arr: pa.Array) -> _Enc:
     return wrap(kind, payload)
 
 
+def scalar_entry(key_field: bytes, arr: pa.Array) -> pa.BinaryArray | None:
+    """The ``map<string, Feature>`` entries of a numeric scalar column, built
+    in one numpy pass (every length in them is a single byte); None when the
+    column is not a numeric scalar or the key is too long for that."""
+    t = arr.type
+    try:
+        kind = kind_of(t)
+    except FeatureNotSupported:
+        return None
+    if kind == BYTES_LIST:
+        return None
+    n = len(arr)
+    if kind == FLOAT_LIST:
+        filled = arr.fill_null(0) if arr.null_count else arr
+        with np.errstate(over="ignore"):
+            values = filled.to_numpy(zero_copy_only=False).astype("<f4")
+        vbytes = values.view(np.uint8).reshape(n, 4)
+        vlens = np.full(n, 4, dtype=np.int64)
+    else:
+        vbytes, vlens = varint_groups(_as_int64(arr))
+    k = len(key_field)
+    if k + 2 + 2 + 2 + 2 + vbytes.shape[1] >= 128:
+        return None  # a length needs two varint bytes: the general path does it
+    valid = ~arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+    list_len = vlens + 2  # FloatList/Int64List: 0x0A, len, packed values
+    feature_len = list_len + 2  # Feature: kind tag, len, list
+    inner_len = k + 2 + feature_len  # entry: key field, 0x12, len, feature
+    o = 2 + k
+    matrix = np.zeros((n, o + 6 + vbytes.shape[1]), dtype=np.uint8)
+    matrix[:, 0] = 0x0A
+    matrix[:, 1] = inner_len
+    matrix[:, 2:o] = np.frombuffer(key_field, dtype=np.uint8)
+    matrix[:, o] = 0x12
+    matrix[:, o + 1] = feature_len
+    matrix[:, o + 2] = (kind << 3) | 2
+    matrix[:, o + 3] = list_len
+    matrix[:, o + 4] = 0x0A
+    matrix[:, o + 5] = vlens
+    matrix[:, o + 6 :] = vbytes
+    lengths = o + 6 + vlens
+    if valid is not None:  # NULL: the Feature holds an empty list
+        nulls = ~valid
+        matrix[nulls, 1] = k + 2 + 2
+        matrix[nulls, o + 1] = 2
+        matrix[nulls, o + 3] = 0
+        lengths = np.where(valid, lengths, o + 4)
+    return _ragged(matrix, lengths)
+
+
 def encode_examples(batch: pa.RecordBatch | pa.Table) -> pa.BinaryArray:
     """Serialized ``tf.train.Example`` messages, one per row."""
     if isinstance(batch, pa.Table):
@@ -244,6 +316,15 @@ def encode_examples(batch: pa.RecordBatch | pa.Table) -> pa.BinaryArray:
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
         key = name.encode()
         key_field = _tag(1) + _varint(len(key)) + key
+        fast = (
+            scalar_entry(key_field, column)
+            if column.null_count or not (pa.types.is_floating(column.type))
+            else None
+        )
+        if fast is not None:
+            parts.extend([b"", fast])
+            const_len = None
+            continue
         feature = wrap(2, encode_feature(column))
         if feature.const_len is not None:
             entry = wrap(1, _Enc(key_field + feature.prefix, feature.arr, feature.const_len))
