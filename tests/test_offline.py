@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 
 import fsql
+from fsql import offline
 from fsql.offline import _may_have_duplicates
 
 T0 = np.datetime64("2024-01-01T00:00:00", "us")
@@ -174,3 +175,23 @@ def test_duplicate_prefilter_is_exact_when_it_says_no():
     )
     assert not _may_have_duplicates(words, ["k", "t"])
     assert _may_have_duplicates(words, ["k"])
+
+
+def test_hash_collision_falls_back_to_the_exact_check(store):
+    """Two distinct keys built to collide in the prefilter's hash: the exact
+    check runs, finds no duplicate, and the commit lands."""
+    m0, m1 = (int(m) for m in offline._MULTIPLIERS[:2])
+
+    def signed(x: int) -> int:
+        x %= 2**64
+        return x - 2**64 if x >= 2**63 else x
+
+    a = [1, signed(1 + m1)]
+    b = [2, signed(2 - m0)]
+    rows = pa.table({"a": pa.array(a, pa.int64()), "b": pa.array(b, pa.int64()), "v": [1.0, 2.0]})
+    assert offline._may_have_duplicates(rows, ["a", "b"])  # a collision...
+    fg = store.create_feature_group("pairs", rows, primary_key=["a", "b"])
+    assert sorted(fg.read().column("v").to_pylist()) == [1.0, 2.0]  # ...but no duplicate
+    with pytest.raises(fsql.FsqlError) as e:
+        fg.insert(pa.concat_tables([rows, rows.slice(0, 1)]))
+    assert e.value.sqlstate == "23505"
