@@ -46,8 +46,40 @@ def run_statement(store: Store, statement: exp.Expr) -> pa.Table:
 
 def run_plain(store: Store, statement: exp.Expr) -> pa.Table:
     """Plain SQL: feature groups are tables (``fg`` latest, ``fg_vN``)."""
-    rewritten = push_down(bind_feature_groups(store, statement))
+    rewritten = push_down(bind_feature_groups(store, postgres_column_names(statement)))
     return store.engine.query(rewritten.sql(DIALECT), rewritten.meta.get("fsql_inputs", ()))
+
+
+def postgres_column_names(statement: exp.Expr) -> exp.Expr:
+    """Name unnamed result columns as PostgreSQL does (``count(*)`` is
+    ``count``, a constant ``?column?``), not as ClickHouse would (``COUNT()``),
+    so clients that address columns by name see what they expect."""
+    select = statement if isinstance(statement, exp.Select) else None
+    if select is None and isinstance(statement, exp.Union):
+        left = statement.left
+        select = left if isinstance(left, exp.Select) else None
+    if select is None:
+        return statement
+    taken = {e.alias_or_name for e in select.expressions if isinstance(e, (exp.Alias, exp.Column))}
+    named = []
+    for e in select.expressions:
+        name = None if isinstance(e, (exp.Alias, exp.Column, exp.Star)) else _pg_name(e)
+        if name is not None and name not in taken:
+            taken.add(name)
+            e = exp.Alias(this=e, alias=exp.to_identifier(name, quoted=True))
+        named.append(e)
+    select.set("expressions", named)
+    return statement
+
+
+def _pg_name(e: exp.Expr) -> str | None:
+    if isinstance(e, exp.Cast):
+        inner = e.this
+        return inner.name if isinstance(inner, exp.Column) else e.to.sql(dialect="postgres").lower()
+    if isinstance(e, exp.Func):
+        name = e.sql_name() if not isinstance(e, exp.Anonymous) else str(e.this)
+        return name.lower()
+    return "?column?"
 
 
 def bind_feature_groups(store: Store, statement: exp.Expr) -> exp.Expr:
@@ -72,9 +104,7 @@ def bind_feature_groups(store: Store, statement: exp.Expr) -> exp.Expr:
                 hint=did_you_mean(table.name, sorted(names | set(by_version))),
             )
         alias = table.alias or table.name
-        table.replace(
-            subquery(_versioned_source(store, fg, table), alias)
-        )
+        table.replace(subquery(_versioned_source(store, fg, table), alias))
     return statement
 
 
