@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fsql.catalog import models as m
@@ -111,6 +111,22 @@ def get_connector(catalog: Catalog, project: str, name: str) -> Connector:
             hint=did_you_mean(name, names) or "SHOW CONNECTORS lists them.",
         )
     return _record(row, project)
+
+
+def update_connector(
+    catalog: Catalog,
+    connector: Connector,
+    *,
+    options: Mapping[str, str],
+    description: str | None = None,
+) -> Connector:
+    """Replace a connector's options (already validated by the caller)."""
+    values: dict[str, object] = {"options": dict(options)}
+    if description is not None:
+        values["description"] = description
+    with catalog.engine.begin() as conn:
+        conn.execute(update(m.connectors).where(m.connectors.c.id == connector.id).values(**values))
+    return get_connector(catalog, connector.project, connector.name)
 
 
 def drop_connector(catalog: Catalog, connector: Connector) -> None:

@@ -11,6 +11,7 @@ from sqlglot import exp
 from fsql.catalog import connectors as catalog_connectors
 from fsql.errors import DuplicateObject, UndefinedObject
 from fsql.sql.connector_statements import (
+    AlterConnector,
     CreateConnector,
     CreateOnDemandFeatureGroup,
     DescribeConnector,
@@ -91,6 +92,19 @@ def connectors_table(store: Store, like: str | None = None) -> pa.Table:
             }
         )
     return pa.Table.from_pylist(rows, schema=CONNECTOR_SCHEMA)
+
+
+@executes(AlterConnector)
+def _alter_connector(store: Store, node: exp.Expr) -> pa.Table:
+    name = node.this.name
+    options = {
+        _literal(prop.this): _literal(prop.args["value"]) for prop in node.args.get("options") or []
+    }
+    description = node.args.get("description")
+    store.alter_connector(
+        name, options, description=description.this if description is not None else None
+    )
+    return _status(f"ALTER CONNECTOR {name}")
 
 
 @executes(ShowConnectors)

@@ -102,6 +102,35 @@ def create_connector(
     )
 
 
+def alter_connector(
+    store: Store,
+    name: str,
+    options: Mapping[str, str],
+    *,
+    description: str | None = None,
+    check: bool = True,
+) -> catalog_connectors.Connector:
+    """Merge ``options`` into a connector's (an empty value removes one),
+    validate, reach the source, then store. A failed check changes nothing."""
+    record = catalog_connectors.get_connector(store.catalog, store.project, name)
+    merged = dict(record.options)
+    for key, value in options.items():
+        key = key.lower()
+        if value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+        if value and key in ("password_env", "password_file"):
+            # one secret reference replaces the other
+            merged.pop("password_file" if key == "password_env" else "password_env", None)
+    connector = make_connector(name, record.type, merged, connector_id=record.id)
+    if check:
+        connector.check(store.engine)
+    return catalog_connectors.update_connector(
+        store.catalog, record, options=dict(connector.options), description=description
+    )
+
+
 def describe_connector(record: catalog_connectors.Connector) -> dict[str, Any]:
     return {
         "name": record.name,

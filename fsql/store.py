@@ -242,6 +242,23 @@ class Store(OnlineMixin):
         )
         return info
 
+    def alter_connector(
+        self,
+        name: str,
+        options: Mapping[str, str] | None = None,
+        *,
+        description: str | None = None,
+        check: bool = True,
+    ) -> dict[str, Any]:
+        """Change a connector's options (merged; an empty value removes one)
+        or description; the source is reached again before anything changes."""
+        from fsql import on_demand
+
+        record = on_demand.alter_connector(
+            self, name, options or {}, description=description, check=check
+        )
+        return on_demand.describe_connector(record)
+
     def drop_connector(self, name: str) -> None:
         from fsql.catalog.connectors import drop_connector, get_connector
 

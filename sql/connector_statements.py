@@ -6,6 +6,7 @@ CREATE CONNECTOR [IF NOT EXISTS] crm TYPE postgres
            password_env 'CRM_PASSWORD') [DESCRIPTION '...'];
 SHOW CONNECTORS [LIKE 'c%'];
 DESCRIBE CONNECTOR crm;
+ALTER CONNECTOR crm SET OPTIONS (password_env 'CRM_PASSWORD_2') [SET DESCRIPTION '...'];
 DROP CONNECTOR [IF EXISTS] crm;
 CREATE ON DEMAND FEATURE GROUP [IF NOT EXISTS] profile [VERSION n] CONNECTOR crm
   PRIMARY KEY (customer_id) [EVENT TIME updated_at] [DESCRIPTION '...']
@@ -31,6 +32,13 @@ class CreateConnector(exp.Expression):
         "exists": False,
         "description": False,
     }
+
+
+class AlterConnector(exp.Expression):
+    """``ALTER CONNECTOR c SET OPTIONS (k 'v', ...)`` (merged into the
+    options; ``k ''`` removes one) and/or ``SET DESCRIPTION '...'``."""
+
+    arg_types = {"this": True, "options": False, "description": False}
 
 
 class ShowConnectors(exp.Expression):
@@ -104,6 +112,22 @@ def _create_connector(p: Parser) -> exp.Expr:
             node.set("description", _string(p, "DESCRIPTION"))
         else:
             break
+    return node
+
+
+@statement("ALTER", "CONNECTOR")
+def _alter_connector(p: Parser) -> exp.Expr:
+    node = AlterConnector(this=_name(p, "a connector name"))
+    while p._match_text_seq("SET"):
+        if p._match_text_seq("OPTIONS"):
+            node.set("options", p._parse_wrapped_csv(lambda: _option(p)))
+        elif p._match_text_seq("DESCRIPTION"):
+            node.set("description", _string(p, "DESCRIPTION"))
+        else:
+            p.raise_error("Expected SET OPTIONS (...) or SET DESCRIPTION '...'")
+        p._match(TokenType.COMMA)
+    if not node.args.get("options") and node.args.get("description") is None:
+        p.raise_error("Expected SET OPTIONS (...) or SET DESCRIPTION '...'")
     return node
 
 

@@ -287,3 +287,33 @@ def test_secret_with_special_characters_reaches_the_engine(store, pg_table, monk
         f"CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) AS SELECT id FROM {t}"
     )
     assert store.sql("SELECT count(*) AS n FROM p").column("n").to_pylist() == [3]
+
+
+def test_alter_connector(store, pg_table, monkeypatch):
+    t, _ = pg_table
+    store.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG})")
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) AS SELECT id FROM {t}"
+    )
+    monkeypatch.setenv("FSQL_TEST_ROTATED", "rotated-secret-value")
+    store.sql(
+        "ALTER CONNECTOR crm SET OPTIONS (password_env 'FSQL_TEST_ROTATED') "
+        "SET DESCRIPTION 'CRM replica'"
+    )
+    info = store.describe_connector("crm")
+    assert info["options"]["password_env"] == "FSQL_TEST_ROTATED"
+    assert info["description"] == "CRM replica"
+    assert store.sql("SELECT count(*) AS n FROM p").column("n").to_pylist() == [3]
+    # a change that cannot reach the source changes nothing
+    with pytest.raises(FsqlError) as e:
+        store.sql("ALTER CONNECTOR crm SET OPTIONS (port '1', connect_timeout '2')")
+    assert e.value.sqlstate == "08001"
+    assert store.describe_connector("crm")["options"]["port"] == "5432"
+    with pytest.raises(FsqlError) as e:
+        store.sql("ALTER CONNECTOR crm SET OPTIONS (password 'x')")
+    assert e.value.sqlstate == "28000"
+    store.alter_connector("crm", {"password_env": ""})
+    assert "password_env" not in store.describe_connector("crm")["options"]
+    with pytest.raises(FsqlError) as e:
+        store.sql("ALTER CONNECTOR nope SET DESCRIPTION 'x'")
+    assert e.value.sqlstate == "42P01"
