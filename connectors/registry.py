@@ -333,7 +333,14 @@ def arrow_table(columns: Sequence[SourceColumn], rows: Sequence[Sequence[Any]]) 
             data[i].append(v)
     arrays = []
     for col, values in zip(columns, data, strict=True):
-        arrays.append(_array(values, col.ftype.arrow))
+        try:
+            arrays.append(_array(values, col.ftype.arrow))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as e:
+            raise DatatypeMismatch(
+                f'column "{col.name}" ({col.source_type}) holds a value that is not '
+                f"{col.ftype.name}: {e}",
+                hint="CAST it in the query to a type that holds every value.",
+            ) from None
     return pa.Table.from_arrays(arrays, names=names)
 
 

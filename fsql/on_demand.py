@@ -338,7 +338,12 @@ def source(
         mode = "pushdown"
     else:
         columns = described or conn.describe(query, engine)
-        data = conn.fetch(query, columns)
+        try:
+            data = conn.fetch(query, columns)
+        except DatatypeMismatch as e:
+            raise DatatypeMismatch(
+                f'on-demand feature group "{fg.name}": {conn.label()}: {e.message}', hint=e.hint
+            ) from None
         inner = exp.select(exp.Star()).from_(_load_temp(engine, fg, columns, data))
         mode = "fetch"
     outer_cols: list[exp.Expr] = []
