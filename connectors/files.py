@@ -27,7 +27,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fsql.connectors.registry import SourceColumn, SourceConnector, source_objects
-from fsql.errors import FsqlError, InvalidParameter, UndefinedObject
+from fsql.errors import FsqlError, InvalidParameter
 from fsql.types import from_clickhouse, from_name
 
 if TYPE_CHECKING:
@@ -246,4 +246,4 @@ class FilesConnector(SourceConnector):
         return err
 
 
-__all__ = ["FilesConnector", "UndefinedObject"]
+__all__ = ["FilesConnector", "UndefinedFile"]
