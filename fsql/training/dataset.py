@@ -25,6 +25,7 @@ import base64
 import hashlib
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -203,7 +204,7 @@ def _run_features(
     own = node.args.get("system_time")
     if own is not None and not explicit:
         t = evaluate_time(store, own)
-    _pin(node.args.get("spine"), t, set())
+    _pin(node, t, set())  # the spine and any subquery over feature groups
     plan = plan_features(store, node, system_time_us=t, spine=spine)
     plan.lookup_keys = None  # a training dataset reads the offline store
     table = execute_plan(store, plan)
@@ -485,6 +486,9 @@ def build(
     return Built(parts, lineage, t, timings)
 
 
+_BUILD_LOCK = threading.RLock()
+
+
 def create(
     store: Store,
     name: str,
@@ -499,6 +503,22 @@ def create(
     _check_name(name)
     if (query is None) == (data is None):
         raise InvalidParameter("give a query or data (not both)")
+    # one build at a time per process: version numbers and version folders
+    # are claimed between the check and the registration
+    with _BUILD_LOCK:
+        return _create(store, name, query, data, spine, version, description, options)
+
+
+def _create(
+    store: Store,
+    name: str,
+    query: str | None,
+    data: Any,
+    spine: Any,
+    version: int | None,
+    description: str,
+    options: Mapping[str, Any] | None,
+) -> TrainingDataset:
     opts = normalize_options(options or {})
     fmt = get_format(opts["format"])
     project = store.project

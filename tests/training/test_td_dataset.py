@@ -334,3 +334,24 @@ def test_parameters_are_refused_with_a_reason(fstore: fsql.Store) -> None:
         fstore.sql("CREATE TRAINING DATASET p AS SELECT cid FROM tx WHERE cid = $1", params=[1])
     assert e.value.sqlstate == "0A000"
     assert registered(fstore) == []
+
+
+def test_concurrent_creates_get_distinct_versions(fstore: fsql.Store) -> None:
+    import threading
+
+    results: list[object] = []
+
+    def build() -> None:
+        try:
+            results.append(fstore.create_training_dataset("conc", QUERY, format="arrow").version)
+        except Exception as e:  # pragma: no cover - reported below
+            results.append(e)
+
+    threads = [threading.Thread(target=build) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [1, 2, 3]  # type: ignore[type-var]
+    for v in (1, 2, 3):
+        assert fstore.get_training_dataset("conc", v).verify()
