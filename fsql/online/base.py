@@ -295,10 +295,13 @@ class Codec:
             if d is not None
         ]
         self._key_decoders = [_prim_to_py(t.arrow) for t in self.key_types]
+        self._int_key = self.single_key and pa.types.is_integer(self.key_types[0].arrow)
 
     # keys: a "prim key" is the primitive (single-column key) or a tuple of them
 
     def key_string(self, prim: Any) -> str:
+        if self._int_key:
+            return f"[{prim:d}]"  # what the JSON encoder writes for one integer
         return _dumps([prim] if self.single_key else list(prim))
 
     def prim_of_string(self, k: str) -> Any:
