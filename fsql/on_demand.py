@@ -474,8 +474,8 @@ def _bind_tables(conn: SourceConnector, query: exp.Query, secret: exp.Expression
 
 _temp_lock = threading.Lock()
 _temp_counter = itertools.count(1)
-_temp_tables: dict[tuple[int, int], list[str]] = {}
-_temp_ready: set[int] = set()
+# per engine object (an attribute, so it ends with the engine): fg id -> tables
+_TEMP_ATTR = "_fsql_on_demand_tables"
 
 
 def _load_temp(
@@ -483,7 +483,8 @@ def _load_temp(
 ) -> exp.Table:
     db = _ident(TEMP_DATABASE)
     with _temp_lock:
-        if id(engine) not in _temp_ready:
+        tables: dict[int, list[str]] | None = getattr(engine, _TEMP_ATTR, None)
+        if tables is None:
             # leftovers of an earlier process (Memory tables come back empty)
             engine.execute(
                 exp.Drop(tables=[exp.Table(this=db)], kind="DATABASE", exists=True).sql(DIALECT)
@@ -491,9 +492,10 @@ def _load_temp(
             engine.execute(
                 exp.Create(this=exp.Table(this=db), kind="DATABASE", exists=True).sql(DIALECT)
             )
-            _temp_ready.add(id(engine))
+            tables = {}
+            setattr(engine, _TEMP_ATTR, tables)
         name = f"fg_{fg.id}_{next(_temp_counter)}"
-        older = _temp_tables.setdefault((id(engine), fg.id), [])
+        older = tables.setdefault(fg.id, [])
         # keep recent fetches: a statement may read the group more than once
         while len(older) > 3:
             stale = older.pop(0)

@@ -317,3 +317,20 @@ def test_alter_connector(store, pg_table, monkeypatch):
     with pytest.raises(FsqlError) as e:
         store.sql("ALTER CONNECTOR nope SET DESCRIPTION 'x'")
     assert e.value.sqlstate == "42P01"
+
+
+def test_fetch_mode_across_reopened_stores(tmp_path, pg_table):
+    """Fetched rows live in engine tables of the store that read them; a
+    store opened after another one closed sets its own up."""
+    import fsql
+
+    t, _ = pg_table
+    for i in range(3):
+        with fsql.connect(tmp_path / f"s{i}") as s:
+            s.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG})")
+            s.sql(
+                "CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) "
+                f"AS SELECT id, upper('x') AS u FROM {t}"
+            )
+            for _ in range(5):  # more reads than fetch tables kept
+                assert s.sql("SELECT count(*) AS n FROM p").column("n").to_pylist() == [3]
