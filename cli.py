@@ -131,6 +131,8 @@ def ingest(
     The feature group is created (version 1) when it does not exist yet;
     otherwise the file is inserted into its latest version.
     """
+    import pyarrow as pa
+
     from fsql.errors import InvalidParameter, UndefinedObject
 
     with state.open() as store:
@@ -154,7 +156,14 @@ def ingest(
             )
         else:
             types = {}
-        table = _read_file(file, batch_rows, types)
+        try:
+            table = _read_file(file, batch_rows, types)
+        except (pa.ArrowException, OSError) as e:
+            raise InvalidParameter(
+                f"cannot read {file.name}: {e}",
+                sqlstate="22P04",
+                hint="Check the file's format and that its values fit the feature types.",
+            ) from None
         click.echo(f"committing {table.num_rows} rows to {fg_name} ...", err=True)
         if fg is None:
             fg = store.create_feature_group(

@@ -126,6 +126,12 @@ def test_ingest_errors(runner, tmp_path):
     wrong.write_text("{}")
     result = invoke(runner, store, "ingest", str(wrong), "--into", "tx", ok=False)
     assert result.exit_code == 2 and ".parquet or .csv" in result.output
+    # values that do not parse as the feature's type
+    broken = tmp_path / "broken.csv"
+    broken.write_text("customer_id,event_ts,amount\nseven,2024-01-01 00:00:00,1.0\n")
+    result = invoke(runner, store, "ingest", str(broken), "--into", "tx", ok=False)
+    assert result.exit_code == 1 and "SQLSTATE 22P04" in result.output
+    assert "cannot read broken.csv" in result.output and "Traceback" not in result.output
     with fsql.connect(store) as s:
         assert [c.row_count for c in s.get_feature_group("tx").commits()] == [20]
 
