@@ -379,6 +379,8 @@ class Store(OnlineMixin):
         *,
         data: Any = None,
         spine: Any = None,
+        features: Sequence[str] | None = None,
+        as_of: Any = None,
         version: int | None = None,
         description: str = "",
         format: str = "parquet",
@@ -395,9 +397,15 @@ class Store(OnlineMixin):
         plain SELECT) or ``data`` (Arrow/pandas/polars; cannot be rebuilt) as
         a new immutable training dataset version. ``spine`` (Arrow/pandas/
         polars) is the spine of ``SELECT FEATURES ... AS OF time_column``; it
-        is kept with the dataset. ``splits`` is ``'train:0.8,test:0.2'`` or
-        ``{'train': 0.8, 'test': 0.2}``."""
-        from fsql.training.dataset import create
+        is kept with the dataset. ``features`` (names) with ``as_of`` (the
+        spine's time column) stand for ``SELECT FEATURES ... AS OF ...``.
+        ``splits`` is ``'train:0.8,test:0.2'`` or ``{'train': 0.8, 'test': 0.2}``."""
+        from fsql.training.dataset import create, features_query
+
+        if features is not None:
+            if query is not None:
+                raise InvalidParameter("give a query or features (not both)")
+            query = features_query(list(features), as_of, with_spine=spine is not None)
 
         if isinstance(splits, Mapping):
             splits = ",".join(f"{k}:{v}" for k, v in splits.items())

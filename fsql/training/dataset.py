@@ -52,7 +52,7 @@ from fsql.errors import (
 )
 from fsql.offline import micros_literal
 from fsql.tables import as_arrow
-from fsql.timeutil import from_micros
+from fsql.timeutil import from_micros, to_micros
 from fsql.training import splits as split_mod
 from fsql.training import stats as stats_mod
 from fsql.training.locations import Location, join, resolve
@@ -261,6 +261,36 @@ def _run_plain(store: Store, node: exp.Expr, t: int) -> QueryResult:
         if fg.id not in matched:
             lineage.append(LineageEntry("*", None, fg.name, fg.version, fg.id))
     return QueryResult(table, lineage, t)
+
+
+_FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|\*))?$")
+
+
+def features_query(
+    features: list[str] | str, as_of: Any = None, *, with_spine: bool = False
+) -> str:
+    """``SELECT FEATURES f1, fg.f2 [AS OF ...]`` from names (the Python form).
+    With a spine, ``as_of`` names its time column; without, it is a time
+    (latest values as of then)."""
+    names = [features] if isinstance(features, str) else list(features)
+    if not names:
+        raise InvalidParameter("features is empty")
+    for n in names:
+        if not isinstance(n, str) or not _FEATURE_NAME.match(n):
+            raise InvalidParameter(
+                f"{n!r} is not a feature name", hint="Use feature, fg.feature or fg.*."
+            )
+    text = "SELECT FEATURES " + ", ".join(names)
+    if as_of is None:
+        if with_spine:
+            raise InvalidParameter("with a spine, as_of names its time column")
+        return text
+    if with_spine:
+        if not isinstance(as_of, str) or not _FEATURE_NAME.match(as_of) or "*" in as_of:
+            raise InvalidParameter(f"as_of {as_of!r} is not a column name")
+        return f"{text} AS OF {as_of}"
+    stamp = from_micros(to_micros(as_of)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return f"{text} AS OF TIMESTAMP '{stamp}'"
 
 
 # schema ---------------------------------------------------------------------

@@ -225,3 +225,20 @@ def test_rebuild_statement(fstore: fsql.Store) -> None:
     with pytest.raises(fsql.FsqlError) as e:
         fstore.sql("REBUILD TRAINING DATASET r VERSION 9")
     assert e.value.sqlstate == "42P01"
+
+
+def test_features_list_form(fstore: fsql.Store) -> None:
+    spine = pa.table(
+        {"cid": pa.array([1, 2], pa.int64()), "ts": pa.array([day(9), day(11)], pa.timestamp("us"))}
+    )
+    handle = fstore.create_training_dataset(
+        "listed", features=["tx.amount", "count_7d"], spine=spine, as_of="ts"
+    )
+    assert handle.query == "SELECT FEATURES tx.amount, count_7d AS OF ts"
+    assert handle.read("all").column_names == ["cid", "ts", "amount", "count_7d"]
+    latest = fstore.create_training_dataset("latest", features=["tx.*"], as_of="2024-01-05")
+    assert latest.query == "SELECT FEATURES tx.* AS OF TIMESTAMP '2024-01-05 00:00:00.000000'"
+    assert latest.row_count == 40  # one row per customer
+    with pytest.raises(fsql.FsqlError) as e:
+        fstore.create_training_dataset("bad", features=["tx.amount; DROP"])
+    assert e.value.sqlstate == "22023"
