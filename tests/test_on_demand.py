@@ -334,3 +334,20 @@ def test_fetch_mode_across_reopened_stores(tmp_path, pg_table):
             )
             for _ in range(5):  # more reads than fetch tables kept
                 assert s.sql("SELECT count(*) AS n FROM p").column("n").to_pylist() == [3]
+
+
+def test_source_unreachable_at_read(store, pg_table):
+    t, _ = pg_table
+    store.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG})")
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) AS SELECT id FROM {t}"
+    )
+    # the source moves away after creation (check=False: store it unchecked)
+    store.alter_connector("crm", {"port": "1", "connect_timeout": "2"}, check=False)
+    for text in ("SELECT * FROM p", "SELECT FEATURES p.id"):
+        with pytest.raises(FsqlError) as e:
+            store.sql(text)
+        assert e.value.sqlstate == "08001", text
+        assert 'connector "crm"' in str(e.value) and "127.0.0.1:1" in str(e.value), text
+    with pytest.raises(FsqlError):  # a bare connector table: the engine's own error
+        store.sql(f"SELECT * FROM crm.{t}")
