@@ -16,8 +16,11 @@ variable named by ``?password_env=NAME``; other query parameters are passed
 as ClickHouse settings.
 
 Naive ``DateTime64`` values mean UTC, as in the embedded engine: every
-request sets ``session_timezone`` to UTC and results come back as naive Arrow
-timestamps.
+request sets ``session_timezone`` to UTC (ClickHouse 23.6 or later) and
+results come back as naive Arrow timestamps.
+
+Not yet run against a real server (none could be installed where it was
+written); see docs/STORE.md.
 """
 
 from __future__ import annotations
