@@ -155,6 +155,8 @@ def run(service: OnlineService, text: str, params: Sequence[Any] | None) -> pa.T
                 if not 1 <= v <= len(params):
                     return None  # the normal path raises the error
                 v = params[v - 1]
+            if v is None:
+                return None  # `k = NULL` matches nothing: the normal path says so
             column.append(v)
         try:
             arrays.append(pa.array(column, type=dtype))

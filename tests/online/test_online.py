@@ -14,6 +14,7 @@ import pytest
 import fsql
 from fsql.errors import FsqlError
 from fsql.online.base import NotOnline, OnlineStoreUnavailable, ver_of
+from fsql.online.prepared import LookupTemplate
 from fsql.types import from_name
 
 T0 = datetime(2024, 1, 1)
@@ -474,11 +475,13 @@ def test_lookup_statements_are_planned_once(ostore: fsql.Store) -> None:
     first = ostore.sql(text, params=[2])
     assert first.to_pylist() == [{"customer_id": 2, "amount": 3.0, "age": 22}]
     cached = ostore.online._statements[text]
+    assert isinstance(cached, LookupTemplate)  # a key lookup, not "run it normally"
     assert ostore.sql(text, params=[3]).to_pylist() == [
         {"customer_id": 3, "amount": 4.5, "age": 23}
     ]
     assert ostore.online._statements[text] is cached  # not planned again
     assert ostore.sql(text, params=[404]).num_rows == 0
+    assert ostore.sql(text, params=[None]).num_rows == 0  # as offline: k = NULL matches nothing
     batch = ostore.sql("SELECT FEATURES age WHERE customer_id IN ($1, $2, 5)", params=[1, 1])
     assert batch.to_pylist() == [{"customer_id": 1, "age": 21}, {"customer_id": 5, "age": 25}]
     # a mistyped parameter is not answered from the cache: the executor reports it
