@@ -306,6 +306,17 @@ class OnlineService:
                     stacklevel=2,
                 )
 
+    def warm(self) -> int:
+        """Load every online group into the embedded store's memory now (a
+        serving process calls this at start, so no request pays for it);
+        returns the number of groups. A no-op for server backends."""
+        n = 0
+        for fg in self.store.catalog.feature_groups(self.store.project):
+            if fg.kind == "cached" and fg.online:
+                self.backend.reader(self.codec(fg))
+                n += 1
+        return n
+
     def check_consistency(self, fg: Any) -> ConsistencyReport:
         from fsql.online.consistency import check
 

@@ -414,6 +414,7 @@ def test_rows_survive_reopen(backend: str, prefix: str, store_path) -> None:  # 
         with fsql.connect(store_path, online=url) as s:
             make_groups(s)
         with fsql.connect(store_path) as s:  # the online setting is remembered
+            assert s.online.warm() == 2
             assert s.get_feature_vector(["amount", "age"], {"customer_id": 4}) == [6.0, 24]
             assert s.check_consistency("profile").ok
             s.drop_feature_group(s.catalog.feature_group(s.project, "profile"))
