@@ -130,6 +130,7 @@ class QueryResult:
     table: pa.Table
     lineage: list[LineageEntry]
     system_time_us: int
+    spine: pa.Table | None = None  # a spine read from a training dataset
 
 
 def _pin(node: exp.Expr | None, system_time_us: int, ctes: set[str]) -> None:
@@ -204,16 +205,28 @@ def _run_features(
     own = node.args.get("system_time")
     if own is not None and not explicit:
         t = evaluate_time(store, own)
+    read_spine = None
+    spine_node = node.args.get("spine")
+    if isinstance(spine_node, exp.Table) and not spine_node.db:
+        names = {n for fg in store.feature_groups() for n in (fg.name, fg.qualified_name)}
+        record = None if spine_node.name in names else _find_by_table_name(store, spine_node.name)
+        if record is not None or (spine is not None and spine_node.name not in names):
+            # a training dataset as the spine: its rows (recorded with the new
+            # dataset, so a rebuild reads these, not the dataset's latest version)
+            if spine is None:
+                assert record is not None
+                spine = read_spine = read_all(record, with_split=False)
+            _respine(node, spine_node.alias_or_name)
     _pin(node, t, set())  # the spine and any subquery over feature groups
     plan = plan_features(store, node, system_time_us=t, spine=spine)
     plan.lookup_keys = None  # a training dataset reads the offline store
     table = execute_plan(store, plan)
     by_alias = {f.alias: f for f in plan.features}
     spine_fg = None
-    spine = node.args.get("spine")
-    if isinstance(spine, exp.Table):
+    relation = node.args.get("spine")
+    if isinstance(relation, exp.Table):
         for group in store.feature_groups():
-            if spine.name in (group.name, group.qualified_name):
+            if relation.name in (group.name, group.qualified_name):
                 spine_fg = group  # latest version wins for a bare name
     lineage = []
     for column in table.column_names:
@@ -227,7 +240,18 @@ def _run_features(
             )
         else:
             lineage.append(LineageEntry(column))
-    return QueryResult(table, lineage, int(plan.system_time_us if plan.system_time_us else t))
+    return QueryResult(
+        table, lineage, int(plan.system_time_us if plan.system_time_us else t), read_spine
+    )
+
+
+def _respine(node: exp.Expr, alias: str) -> None:
+    """Drop the FROM relation (an Arrow spine replaces it) and point
+    ``alias.column`` references at the planner's name for such a spine."""
+    node.set("spine", None)
+    for column in list(node.find_all(exp.Column)):
+        if column.table == alias:
+            column.set("table", exp.to_identifier("spine"))
 
 
 def _run_plain(store: Store, node: exp.Expr, t: int) -> QueryResult:
@@ -513,7 +537,10 @@ def build(
     index = split_mod.assign(store.engine, table, spec)
     parts = split_mod.partition(table, index, names)
     timings["split_s"] = time.perf_counter() - start
-    return Built(parts, lineage, t, timings)
+    built = Built(parts, lineage, t, timings)
+    if query is not None:
+        built.spine = result.spine
+    return built
 
 
 _BUILD_LOCK = threading.RLock()
@@ -573,7 +600,8 @@ def _create(
     table = as_arrow(data) if data is not None else None
     spine_table = as_arrow(spine) if spine is not None else None
     built = build(store, opts, query=query, data=table, system_time_us=None, spine=spine_table)
-    built.spine = spine_table
+    if spine_table is not None:
+        built.spine = spine_table
     return _materialize(store, name, version, description, query, opts, fmt, loc, built)
 
 

@@ -242,3 +242,21 @@ def test_features_list_form(fstore: fsql.Store) -> None:
     with pytest.raises(fsql.FsqlError) as e:
         fstore.create_training_dataset("bad", features=["tx.amount; DROP"])
     assert e.value.sqlstate == "22023"
+
+
+def test_a_training_dataset_as_the_spine(fstore: fsql.Store) -> None:
+    lab = fstore.create_training_dataset("lab", "SELECT cid, ts, label FROM labels WHERE cid < 10")
+    query = "SELECT FEATURES tx.amount, lab.label FROM lab AS OF lab.ts"
+    handle = fstore.create_training_dataset("on_td", query, splits="a:0.5,b:0.5", seed=4)
+    rows = handle.read()
+    assert rows.num_rows == lab.row_count
+    assert sorted(rows.column("label").to_pylist()) == sorted(
+        lab.read("all").column("label").to_pylist()
+    )
+    assert any(f.endswith("spine.parquet") for f in handle.files())
+    # a new version of the spine dataset and new feature rows change nothing
+    fstore.create_training_dataset("lab", "SELECT cid, ts, label FROM labels WHERE cid < 3")
+    change_everything(fstore)
+    assert handle.rebuild().identical
+    again = fstore.create_training_dataset("on_td", query)
+    assert again.row_count < handle.row_count  # the latest lab is smaller
