@@ -65,9 +65,6 @@ class Location:
         with self.fs.open_output_stream(path) as out:
             out.write(data)
 
-    def open_output(self, path: str):  # type: ignore[no-untyped-def]
-        return self.fs.open_output_stream(path)
-
     def read_bytes(self, path: str) -> bytes:
         try:
             with self.fs.open_input_stream(path) as f:
