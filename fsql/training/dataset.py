@@ -976,7 +976,7 @@ def rebuild(
     try:
         stored = {s: read_split(record, s) for s in record.split_counts}
         rows_identical = list(stored) == list(parts) and all(
-            stored[s].equals(_as_read_back(fmt, parts[s], schema)) for s in stored
+            same_rows(stored[s], _as_read_back(fmt, parts[s], schema)) for s in stored
         )
     except FsqlError:
         rows_identical = None
@@ -1001,6 +1001,27 @@ def rebuild(
         rows_identical,
         restored,
         kept,
+    )
+
+
+def _bits(arr: pa.Array) -> pa.Array:
+    """Floats as same-width integers, so NaN equals NaN (bit for bit)."""
+    t = arr.type
+    if pa.types.is_floating(t):
+        return arr.view({16: pa.int16(), 32: pa.int32(), 64: pa.int64()}[t.bit_width])
+    if pa.types.is_list(t) and pa.types.is_floating(t.value_type):
+        inner = _bits(arr.values)
+        return pa.ListArray.from_arrays(arr.offsets, inner, mask=arr.is_null())
+    return arr
+
+
+def same_rows(a: pa.Table, b: pa.Table) -> bool:
+    """Row-for-row equality, with NaN equal to NaN."""
+    if not a.schema.equals(b.schema) or a.num_rows != b.num_rows:
+        return False
+    return all(
+        _bits(a.column(i).combine_chunks()).equals(_bits(b.column(i).combine_chunks()))
+        for i in range(a.num_columns)
     )
 
 

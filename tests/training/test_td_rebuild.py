@@ -260,3 +260,19 @@ def test_a_training_dataset_as_the_spine(fstore: fsql.Store) -> None:
     assert handle.rebuild().identical
     again = fstore.create_training_dataset("on_td", query)
     assert again.row_count < handle.row_count  # the latest lab is smaller
+
+
+def test_rebuild_with_nan_values_is_identical(store: fsql.Store) -> None:
+    store.create_feature_group(
+        "noisy",
+        pa.table(
+            {
+                "cid": pa.array([1, 2, 3], pa.int64()),
+                "x": pa.array([float("nan"), 1.5, None], pa.float64()),
+            }
+        ),
+        primary_key="cid",
+    )
+    handle = store.create_training_dataset("nan", "SELECT cid, x FROM noisy", format="arrow")
+    result = handle.rebuild()
+    assert result.rows_identical is True and result.identical
