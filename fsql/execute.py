@@ -82,7 +82,11 @@ def _pg_name(e: exp.Expr) -> str | None:
     return "?column?"
 
 
-def bind_feature_groups(store: Store, statement: exp.Expr) -> exp.Expr:
+def bind_feature_groups(
+    store: Store, statement: exp.Expr, *, system_time_us: int | None = None
+) -> exp.Expr:
+    """Replace feature-group tables by their relations. ``system_time_us``
+    pins tables without their own ``FOR SYSTEM_TIME`` to that system time."""
     statement = statement.copy()
     ctes = {c.alias_or_name for c in statement.find_all(exp.CTE)}
     fgs = store.feature_groups()
@@ -104,18 +108,20 @@ def bind_feature_groups(store: Store, statement: exp.Expr) -> exp.Expr:
                 hint=did_you_mean(table.name, sorted(names | set(by_version))),
             )
         alias = table.alias or table.name
-        table.replace(subquery(_versioned_source(store, fg, table), alias))
+        table.replace(subquery(_versioned_source(store, fg, table, system_time_us), alias))
     return statement
 
 
-def _versioned_source(store: Store, fg: FeatureGroup, table: exp.Table) -> exp.Expr:
+def _versioned_source(
+    store: Store, fg: FeatureGroup, table: exp.Table, system_time_us: int | None = None
+) -> exp.Expr:
     """``fg FOR SYSTEM_TIME AS OF t`` is the state at t; ``BETWEEN t1 AND t2``
     the rows committed in (t1, t2], with their commit id and time."""
     from fsql.plan import evaluate_time
 
     version = table.args.get("version")
     if version is None:
-        return store.offline.source(fg)
+        return store.offline.source(fg, system_time_us=system_time_us)
     kind = str(version.args.get("kind") or "").upper()
     if kind == "AS OF":
         return store.offline.source(fg, system_time_us=evaluate_time(store, version.expression))

@@ -371,6 +371,10 @@ def plan_features(
     from fsql.execute import bind_feature_groups
 
     latest, by_version = _latest_groups(store)
+    # one system time for the whole query, the spine included
+    pinned = system_time_us
+    if pinned is None and node.args.get("system_time") is not None:
+        pinned = evaluate_time(store, node.args["system_time"])
     spine_rel: exp.Expr | None = None
     spine_alias: str | None = None
     spine_columns: list[str] = []
@@ -398,7 +402,9 @@ def plan_features(
             and (rel.name in latest or rel.name in by_version)
         ):
             spine_fg = latest.get(rel.name) or by_version[rel.name]
-        spine_rel = _bind_relation(store, rel, bind_feature_groups)
+        spine_rel = _bind_relation(
+            store, rel, lambda st, q: bind_feature_groups(st, q, system_time_us=pinned)
+        )
         if spine_fg is not None:
             spine_schema = pa.schema(
                 [
@@ -603,10 +609,7 @@ def plan_features(
             sqlstate="42601",
             hint="SELECT FEATURES ... FROM labels AS OF labels.event_ts",
         )
-    if node.args.get("system_time") is not None:
-        plan.system_time_us = evaluate_time(store, node.args["system_time"])
-    if system_time_us is not None:
-        plan.system_time_us = system_time_us
+    plan.system_time_us = pinned
     if spine_rel is None and plan.as_of_us is None and plan.system_time_us is None:
         plan.lookup_keys = _lookup_keys(plan)
     return plan

@@ -170,3 +170,29 @@ def test_backfill_and_correction_are_invisible_before_their_commit(shared_store)
         f"TIMESTAMP '{stamp.isoformat(sep=' ')}'"
     )
     assert via_sql.column("x").to_pylist() == [1.0, 2.0]
+
+
+def test_system_time_pins_a_feature_group_spine(shared_store):
+    """Label rows committed after the system time are not spine rows."""
+    store = shared_store
+    labels = store.create_feature_group(
+        "pinned_labels", pa.table({"k": [1], "ts": [day(3)]}), primary_key="k", event_time="ts"
+    )
+    store.create_feature_group(
+        "pinned_feats",
+        pa.table({"k": [1, 2], "ts": [day(1), day(1)], "y": [1.0, 2.0]}),
+        primary_key="k",
+        event_time="ts",
+    )
+    cut = labels.commits()[-1].commit_time_us
+    labels.insert(pa.table({"k": [2], "ts": [day(4)]}))
+    now = store.sql("SELECT FEATURES y FROM pinned_labels AS OF pinned_labels.ts")
+    assert now.column("k").to_pylist() == [1, 2]
+    stamp = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=cut)
+    then = store.sql(
+        "SELECT FEATURES y FROM pinned_labels AS OF pinned_labels.ts "
+        f"FOR SYSTEM_TIME AS OF TIMESTAMP '{stamp.isoformat(sep=' ')}'"
+    )
+    assert then.column("k").to_pylist() == [1]
+    # the feature group committed after the labels is invisible at that time too
+    assert then.column("y").to_pylist() == [None]
