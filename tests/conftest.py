@@ -7,39 +7,13 @@ the reason when the service is down, except under ``FSQL_REQUIRE_SERVICES=1``
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from service_checks import SERVICES, require_service, service_up  # noqa: F401
 
 import fsql
-
-SERVICES = {
-    "postgres": ("127.0.0.1", 5432),
-    "mariadb": ("127.0.0.1", 3306),
-    "redis": ("127.0.0.1", 6379),
-}
-
-
-def service_up(name: str) -> bool:
-    host, port = SERVICES[name]
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str) -> None:
-    if service_up(name):
-        return
-    host, port = SERVICES[name]
-    message = f"{name} is not reachable on {host}:{port}"
-    if os.environ.get("FSQL_REQUIRE_SERVICES") == "1":
-        pytest.fail(message + " (FSQL_REQUIRE_SERVICES=1)")
-    pytest.skip(message)
 
 
 @pytest.fixture

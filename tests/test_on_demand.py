@@ -8,7 +8,7 @@ import uuid
 
 import pyarrow as pa
 import pytest
-from conftest import require_service
+from service_checks import require_service
 
 from fsql.errors import FsqlError
 

@@ -3,13 +3,13 @@ PostgreSQL (server mode), each in a fresh schema that is dropped afterwards."""
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from service_checks import require_service
 from sqlalchemy import inspect, select
 
 import fsql
@@ -19,20 +19,6 @@ from fsql.catalog.migrations import MIGRATIONS, migrate
 from fsql.errors import DuplicateObject, InvalidParameter, UndefinedObject
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _root_conftest():
-    """tests/conftest.py by path: ``import conftest`` may find another
-    folder's conftest.py, whichever pytest loaded last."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("fsql_tests_root_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-require_service = _root_conftest().require_service
 
 
 @pytest.fixture

@@ -3,27 +3,12 @@ and MariaDB, dropped afterwards."""
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-def _root_conftest() -> Any:
-    # tests/ is not a package: load the shared conftest by path for require_service
-    spec = importlib.util.spec_from_file_location(
-        "fsql_tests_shared_conftest", Path(__file__).resolve().parents[1] / "conftest.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-require_service = _root_conftest().require_service
+from service_checks import require_service
 
 
 class Source:

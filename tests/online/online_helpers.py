@@ -5,28 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import time
-from pathlib import Path
 
-
-def _root_conftest():  # type: ignore[no-untyped-def]
-    """tests/conftest.py (both conftest modules are named ``conftest``)."""
-    import importlib.util
-    import sys
-
-    name = "fsql_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / "conftest.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-require_service = _root_conftest().require_service
-service_up = _root_conftest().service_up
+from service_checks import require_service, service_up  # noqa: F401
 
 BACKENDS = ["embedded", "postgres", "mariadb", "redis"]
 SERVER_BACKENDS = ["postgres", "mariadb", "redis"]

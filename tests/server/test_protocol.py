@@ -247,7 +247,7 @@ def test_extended_protocol_row_limits(pg_server: Server) -> None:
 def test_configured_postgresql_replaces_the_embedded_mirror(tmp_path: Path) -> None:
     import psycopg
     import sqlalchemy as sa
-    from conftest import require_service
+    from service_checks import require_service
 
     from .conftest import make_store
 
