@@ -68,6 +68,12 @@ def make_data(n_spine: int, n_entities: int, n_big: int, n_small: int, seed: int
     return spine, big, small
 
 
+def _ch_type(t: pa.DataType) -> str:
+    if pa.types.is_integer(t):
+        return "Int64"
+    return "DateTime64(6)" if pa.types.is_timestamp(t) else "Float64"
+
+
 def median_time(fn, repeat: int) -> tuple[float, object]:
     times, result = [], None
     for _ in range(repeat):
@@ -138,12 +144,10 @@ def main() -> None:
             eng = store.engine
             eng.execute("CREATE DATABASE IF NOT EXISTS ref")
             for name, table in (("spine", spine), ("big", big), ("small", small)):
-                cols = ", ".join(
-                    f"{f.name} {'Int64' if pa.types.is_integer(f.type) else 'DateTime64(6)' if pa.types.is_timestamp(f.type) else 'Float64'}"
-                    for f in table.schema
-                )
+                cols = ", ".join(f"{f.name} {_ch_type(f.type)}" for f in table.schema)
                 eng.execute(
-                    f"CREATE TABLE ref.{name} ({cols}) ENGINE = MergeTree ORDER BY (customer_id, ts)"
+                    f"CREATE TABLE ref.{name} ({cols}) ENGINE = MergeTree "
+                    "ORDER BY (customer_id, ts)"
                 )
                 eng.execute(f"INSERT INTO ref.{name} SELECT * FROM Python(fsql_input_0)", [table])
             sql_text = "SELECT FEATURES f1, f2, f3, f4, f5 FROM spine AS OF spine.ts"
