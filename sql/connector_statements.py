@@ -22,6 +22,9 @@ from sqlglot.parser import Parser
 from sqlglot.tokens import TokenType
 
 from fsql.sql.extensions import statement
+from fsql.sql.grammar import metadata_pairs as _metadata
+from fsql.sql.grammar import name as _name
+from fsql.sql.grammar import string as _string
 
 
 class CreateConnector(exp.Expression):
@@ -65,22 +68,6 @@ class CreateOnDemandFeatureGroup(exp.Expression):
         "metadata": False,
         "query": True,
     }
-
-
-def _name(p: Parser, what: str) -> exp.Identifier:
-    ident = p._parse_id_var(any_token=False)
-    if not isinstance(ident, exp.Identifier):
-        p.raise_error(f"Expected {what}")
-    assert isinstance(ident, exp.Identifier)
-    return ident
-
-
-def _string(p: Parser, what: str) -> exp.Literal:
-    lit = p._parse_string()
-    if not isinstance(lit, exp.Literal) or not lit.is_string:
-        p.raise_error(f"Expected a quoted string for {what}")
-    assert isinstance(lit, exp.Literal)
-    return lit
 
 
 def _option(p: Parser) -> exp.Expression:
@@ -148,16 +135,6 @@ def _describe_connector(p: Parser) -> exp.Expr:
 def _drop_connector(p: Parser) -> exp.Expr:
     exists = bool(p._match_text_seq("IF", "EXISTS"))
     return DropConnector(this=_name(p, "a connector name"), exists=exists)
-
-
-def _metadata(p: Parser) -> list[exp.Expression]:
-    def pair() -> exp.Expression:
-        key = _string(p, "a metadata key")
-        if not p._match(TokenType.EQ):
-            p.raise_error("Expected = after the metadata key")
-        return exp.Tuple(expressions=[key, _string(p, "a metadata value")])
-
-    return p._parse_wrapped_csv(pair)
 
 
 @statement("CREATE", "ON", "DEMAND", "FEATURE", "GROUP")

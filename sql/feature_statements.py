@@ -9,6 +9,10 @@ from sqlglot.parser import Parser
 from sqlglot.tokens import TokenType
 
 from fsql.sql.extensions import statement
+from fsql.sql.grammar import metadata_pairs as _parse_metadata_pairs
+from fsql.sql.grammar import name as _parse_name
+from fsql.sql.grammar import string as _parse_string
+from fsql.sql.grammar import version as _parse_version
 from fsql.sql.nodes import (
     AlterFeatureGroup,
     CreateFeatureGroup,
@@ -40,31 +44,6 @@ def _peek_words(p: Parser, *words: str) -> bool:
     found = p._match_text_seq(*words)
     p._retreat(index)
     return bool(found)
-
-
-def _parse_name(p: Parser) -> exp.Identifier:
-    ident = p._parse_id_var(any_token=False)
-    if not isinstance(ident, exp.Identifier):
-        _fail(p, "Expected a name")
-    assert isinstance(ident, exp.Identifier)
-    return ident
-
-
-def _parse_version(p: Parser) -> exp.Expr | None:
-    if p._match_text_seq("VERSION"):
-        num = p._parse_number()
-        if num is None:
-            _fail(p, "Expected a version number after VERSION")
-        return num
-    return None
-
-
-def _parse_string(p: Parser, what: str) -> exp.Literal:
-    lit = p._parse_string()
-    if not isinstance(lit, exp.Literal) or not lit.is_string:
-        _fail(p, f"Expected a quoted string for {what}")
-    assert isinstance(lit, exp.Literal)
-    return lit
 
 
 # SELECT FEATURES ---------------------------------------------------------
@@ -186,17 +165,6 @@ def _create_feature_group(p: Parser) -> exp.Expr:
     if not node.args.get("columns") and not node.args.get("query"):
         _fail(p, "CREATE FEATURE GROUP needs (column type, ...) or AS SELECT ...")
     return node
-
-
-def _parse_metadata_pairs(p: Parser) -> list[exp.Expr]:
-    def pair() -> exp.Expr:
-        key = _parse_string(p, "a metadata key")
-        if not p._match(TokenType.EQ):
-            _fail(p, "Expected = after the metadata key")
-        value = _parse_string(p, "a metadata value")
-        return exp.Tuple(expressions=[key, value])
-
-    return p._parse_wrapped_csv(pair)
 
 
 @statement("DROP", "FEATURE", "GROUP")

@@ -21,6 +21,9 @@ from sqlglot.parser import Parser
 from sqlglot.tokens import TokenType
 
 from fsql.sql.extensions import statement
+from fsql.sql.grammar import name
+from fsql.sql.grammar import string as _string
+from fsql.sql.grammar import version as _version
 
 # Words after which ``SELECT features`` selects a column called "features".
 _PLAIN_FOLLOWERS = {
@@ -60,28 +63,7 @@ class RebuildTrainingDataset(exp.Expression):
 
 
 def _name(p: Parser) -> exp.Identifier:
-    ident = p._parse_id_var(any_token=False)
-    if not isinstance(ident, exp.Identifier):
-        p.raise_error("Expected a training dataset name")
-    assert isinstance(ident, exp.Identifier)
-    return ident
-
-
-def _version(p: Parser) -> exp.Expr | None:
-    if p._match_text_seq("VERSION"):
-        num = p._parse_number()
-        if num is None:
-            p.raise_error("Expected a version number after VERSION")
-        return num
-    return None
-
-
-def _string(p: Parser, what: str) -> exp.Literal:
-    lit = p._parse_string()
-    if not isinstance(lit, exp.Literal) or not lit.is_string:
-        p.raise_error(f"Expected a quoted string for {what}")
-    assert isinstance(lit, exp.Literal)
-    return lit
+    return name(p, "a training dataset name")
 
 
 def _options_start(p: Parser) -> int:
