@@ -35,6 +35,7 @@ from fsql.online.base import Codec, OnlineStore, Row, to_array
 
 DEFAULT_CACHE_ROWS = 5_000_000
 _MISSING = object()
+NOT_READY = object()  # peek(): answering needs I/O (the table is not held in memory)
 
 
 def _q(name: str) -> str:
@@ -213,6 +214,18 @@ class EmbeddedOnlineStore(OnlineStore):
         if cache.complete:
             return None
         return self._fetch(cache, codec, prim)
+
+    def peek(self, codec: Codec, prim: Any) -> Any:
+        """:meth:`lookup_one` when it needs no I/O and no lock (the row is in
+        memory, or the whole table is and lacks the key); else NOT_READY. For
+        callers that must not block, such as the server's event loop."""
+        cache = self._caches.get(codec.table)
+        if cache is None:
+            return NOT_READY
+        hit = cache.rows.get(prim)
+        if hit is not None:
+            return hit[1]
+        return None if cache.complete else NOT_READY
 
     def lookup(self, codec: Codec, prims: Sequence[Any]) -> list[tuple[Any, ...] | None]:
         cache = self._cache(codec)

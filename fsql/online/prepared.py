@@ -133,7 +133,9 @@ def analyze(service: OnlineService, text: str) -> LookupTemplate | object:
     )
 
 
-def run(service: OnlineService, text: str, params: Sequence[Any] | None) -> pa.Table | None:
+def lookup_template(service: OnlineService, text: str) -> LookupTemplate | None:
+    """The cached template of ``text`` (analyzed the first time it is seen);
+    None when it is not a key lookup of online groups."""
     cache = service._statements
     entry = cache.get(text)
     if entry is None:
@@ -143,9 +145,13 @@ def run(service: OnlineService, text: str, params: Sequence[Any] | None) -> pa.T
         if len(cache) >= MAX_STATEMENTS:
             cache.clear()
         cache[text] = entry
-    if entry is NOT_A_LOOKUP:
+    return entry if isinstance(entry, LookupTemplate) else None
+
+
+def run(service: OnlineService, text: str, params: Sequence[Any] | None) -> pa.Table | None:
+    entry = lookup_template(service, text)
+    if entry is None:
         return None
-    assert isinstance(entry, LookupTemplate)
     params = params or ()
     arrays = []
     for values, dtype in zip(entry.values, entry.key_types, strict=True):

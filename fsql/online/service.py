@@ -120,6 +120,7 @@ class OnlineService:
         self._codecs: dict[int, Codec] = {}
         self._plans: dict[Any, VectorPlan] = {}
         self._statements: dict[str, Any] = {}  # fsql.online.prepared
+        self.generation = 0  # bumped whenever cached plans are dropped (catalog changes)
         self._lock = threading.RLock()
         self._engine = store.catalog.engine
         event.listen(self._engine, "after_cursor_execute", self._on_catalog_sql)
@@ -144,6 +145,7 @@ class OnlineService:
             self._backend.close()
             self._backend = None
         self._plans.clear()
+        self.generation += 1
 
     def _on_catalog_sql(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         # any change to feature groups (new version, online flag, drop)
@@ -154,6 +156,7 @@ class OnlineService:
         ):
             self._plans.clear()
             self._statements.clear()
+            self.generation += 1
 
     # feature groups -----------------------------------------------------------
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import struct
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -431,3 +433,196 @@ def copy_text(batch: pa.RecordBatch | pa.Table, header: list[str] | None = None)
     nl = pa.scalar("\n", pa.large_string())
     lines = pc.binary_join_element_wise(joined, nl, pa.scalar("", pa.large_string()))
     return head + _concat(lines)
+
+
+# --- small results: row by row in Python ------------------------------------
+#
+# The vectorized path above has a fixed cost of ~1 ms per call (dozens of
+# Arrow/numpy kernels), which dominates a one-row answer such as an online
+# feature lookup. For small results each value is encoded by a per-column
+# Python function producing exactly the same bytes (tests compare the two);
+# types without such a function keep the vectorized path.
+
+SMALL_ROWS = 256
+
+_PACK_H = struct.Struct("!h").pack
+_PACK_I = struct.Struct("!i").pack
+_PACK_Q = struct.Struct("!q").pack
+_PACK_D = struct.Struct("!d").pack
+_NULL = b"\xff\xff\xff\xff"
+_DATE_EPOCH_ORDINAL = dt.date(2000, 1, 1).toordinal()
+_TS_EPOCH = dt.datetime(2000, 1, 1)
+
+
+class Unsupported(Exception):
+    """A value the row-by-row encoder does not handle: use the vectorized path."""
+
+
+def float_text(v: float) -> str:
+    """A double as Arrow's cast to string writes it (shortest round-trip
+    digits; plain notation for decimal exponents -6..9, else ``1.5e+20``)."""
+    if v != v:
+        return "NaN"
+    if v == _INF:
+        return "Infinity"
+    if v == -_INF:
+        return "-Infinity"
+    r = repr(v)
+    if "e" not in r and -1e10 < v < 1e10:  # repr is plain too (|v| >= 1e-4 or 0)
+        return r[:-2] if r.endswith(".0") else r
+    sign = ""
+    if r[0] == "-":
+        sign, r = "-", r[1:]
+    mant, _, e = r.partition("e")
+    exp10 = int(e) if e else 0
+    ip, _, fp = mant.partition(".")
+    s = ip + fp
+    lead = len(s) - len(s.lstrip("0"))
+    digits = s[lead:].rstrip("0")
+    if not digits:
+        return sign + "0"
+    point = len(ip) + exp10 - lead  # the decimal point sits after `point` digits
+    e10 = point - 1
+    if -6 <= e10 < 10:
+        if point <= 0:
+            return sign + "0." + "0" * (-point) + digits
+        if point >= len(digits):
+            return sign + digits + "0" * (point - len(digits))
+        return sign + digits[:point] + "." + digits[point:]
+    m = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{sign}{m}e{'+' if e10 >= 0 else '-'}{abs(e10)}"
+
+
+_INF = float("inf")
+
+
+def _ts_text(v: dt.datetime) -> str:
+    if v.tzinfo is not None:
+        v = v.astimezone(dt.UTC).replace(tzinfo=None)
+    if not 1000 <= v.year <= 9999:
+        raise Unsupported
+    s = v.isoformat(sep=" ")
+    return s.rstrip("0") if v.microsecond else s
+
+
+def _ts_binary(v: dt.datetime) -> bytes:
+    if v.tzinfo is not None:
+        v = v.astimezone(dt.UTC).replace(tzinfo=None)
+    d = v - _TS_EPOCH
+    return _PACK_Q((d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds)
+
+
+def value_encoder(dtype: pa.DataType, field: Field) -> Callable[[Any], bytes] | None:
+    """``value -> wire bytes`` for one column of Arrow type ``dtype`` (its
+    Python values as ``to_pylist`` gives them), the same bytes the vectorized
+    encoder writes; None for types it does not cover. The function raises
+    :class:`Unsupported` for a value it cannot encode identically."""
+    oid, binary = field.oid, field.fmt == 1
+    if pa.types.is_signed_integer(dtype) and oid in (20, 21, 23):
+        pack = {21: _PACK_H, 23: _PACK_I, 20: _PACK_Q}[oid]
+
+        def integer(v: Any) -> bytes:
+            if type(v) is not int:
+                raise Unsupported
+            return pack(v) if binary else b"%d" % v
+
+        return integer
+    if pa.types.is_float64(dtype) and oid == 701:
+
+        def double(v: Any) -> bytes:
+            if type(v) is not float:
+                if type(v) is not int:
+                    raise Unsupported
+                v = float(v)
+            return _PACK_D(v) if binary else float_text(v).encode()
+
+        return double
+    if pa.types.is_boolean(dtype) and oid == 16:
+
+        def boolean(v: Any) -> bytes:
+            if type(v) is not bool:
+                raise Unsupported
+            if binary:
+                return b"\x01" if v else b"\x00"
+            return b"t" if v else b"f"
+
+        return boolean
+    if (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)) and oid == 25:
+
+        def text(v: Any) -> bytes:
+            if type(v) is not str:
+                raise Unsupported
+            return v.encode()
+
+        return text
+    if pa.types.is_date32(dtype) and oid == 1082:
+
+        def date(v: Any) -> bytes:
+            if type(v) is not dt.date or v.year < 1000:
+                raise Unsupported
+            if binary:
+                return _PACK_I(v.toordinal() - _DATE_EPOCH_ORDINAL)
+            return v.isoformat().encode()
+
+        return date
+    if pa.types.is_timestamp(dtype) and dtype.unit in ("s", "ms", "us") and oid in (1114, 1184):
+        tz = oid == 1184
+
+        def timestamp(v: Any) -> bytes:
+            if type(v) is not dt.datetime or (v.tzinfo is not None) != tz:
+                raise Unsupported
+            if binary:
+                return _ts_binary(v)
+            return (_ts_text(v) + "+00").encode() if tz else _ts_text(v).encode()
+
+        return timestamp
+    return None
+
+
+def row_encoders(
+    types: Sequence[pa.DataType], fields: Sequence[Field]
+) -> list[Callable[[Any], bytes]] | None:
+    """One :func:`value_encoder` per column, or None when a column has none."""
+    out = []
+    for dtype, f in zip(types, fields, strict=True):
+        enc = value_encoder(dtype, f)
+        if enc is None:
+            return None
+        out.append(enc)
+    return out
+
+
+def data_rows_py(
+    rows: Iterable[Sequence[Any]], encoders: Sequence[Callable[[Any], bytes]]
+) -> bytes:
+    """DataRow messages for Python rows (raises :class:`Unsupported`)."""
+    head = _PACK_H(len(encoders))
+    out = []
+    for row in rows:
+        parts = [head]
+        append = parts.append
+        for v, enc in zip(row, encoders, strict=True):
+            if v is None:
+                append(_NULL)
+            else:
+                b = enc(v)
+                append(_PACK_I(len(b)))
+                append(b)
+        body = b"".join(parts)
+        out.append(b"D" + _PACK_I(len(body) + 4) + body)
+    return b"".join(out)
+
+
+def small_data_rows(table: pa.Table | pa.RecordBatch, fields: list[Field]) -> bytes | None:
+    """:func:`data_rows` of a small result, row by row; None when a column
+    or value needs the vectorized path."""
+    if table.num_rows > SMALL_ROWS or not fields or table.num_columns != len(fields):
+        return None
+    encoders = row_encoders(table.schema.types, fields)
+    if encoders is None:
+        return None
+    try:
+        columns = [c.to_pylist() for c in table.columns]
+        return data_rows_py(zip(*columns, strict=True), encoders)
+    except (Unsupported, struct.error, OverflowError, TypeError, ValueError):
+        return None

@@ -9,6 +9,7 @@ the others.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -25,7 +26,7 @@ import pyarrow as pa
 
 import fsql
 from fsql.errors import FsqlError, InvalidParameter
-from fsql.server import auth
+from fsql.server import auth, fastpath
 from fsql.server.chcodes import clickhouse_sqlstate
 from fsql.server.mirror import Mirror
 from fsql.server.session import Session
@@ -81,6 +82,8 @@ class Server:
         self.sessions: dict[int, Session] = {}
         self._pids = itertools.count(os.getpid() * 1000 % 2_000_000_000 + 1)
         self._param_cache: dict[tuple[str, str], list[int] | None] = {}
+        # statement text -> (online service generation, its online-lookup plan or None)
+        self._online_plans: dict[str, tuple[int, fastpath.OnlineLookup | None]] = {}
         self._server: asyncio.Server | None = None
         self._store_lock = threading.Lock()
 
@@ -200,6 +203,29 @@ class Server:
             raise
         except Exception as e:  # an engine or library failure: still an SQLSTATE
             raise FsqlError(f"{type(e).__name__}: {e}", sqlstate="XX000") from None
+
+    async def run_blocking(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in an engine thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.engine_pool, functools.partial(fn, *args, **kwargs))
+
+    async def online_plan(self, text: str) -> fastpath.OnlineLookup | None:
+        """The online-lookup plan of ``text`` (see :mod:`fsql.server.fastpath`),
+        built once per generation of the online service's plans."""
+        if getattr(type(self.store), "online", None) is None:
+            return None
+        service = self.store.online
+        entry = self._online_plans.get(text)
+        if entry is not None and entry[0] == service.generation:
+            return entry[1]
+        if "FEATURES" not in text.upper():
+            return None
+        generation = service.generation
+        plan = await self.run_blocking(fastpath.build, self.store, text)
+        if len(self._online_plans) > 4096:
+            self._online_plans.clear()
+        self._online_plans[text] = (plan.generation if plan else generation, plan)
+        return plan
 
     async def schema_of(self, text: str, params: Sequence[Any], project: str) -> pa.Table:
         """A result with the statement's columns (ideally no rows)."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from fsql.errors import FsqlError
-from fsql.server import encode, route
+from fsql.server import encode, fastpath, route
 from fsql.server import protocol as p
 from fsql.server.auth import MECHANISM, AuthFailed, ScramClient, ScramServer
 from fsql.types import from_name
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fsql.server")
 
 BATCH_ROWS = 32768
+_LEN = struct.Struct("!i")
 TRACE = bool(os.environ.get("FSQL_TRACE"))
 STARTUP_TIMEOUT = 60.0
 _TERMINAL = {
@@ -68,6 +69,10 @@ class Portal:
     done: bool = False
     rows_sent: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # an online lookup answered by fastpath: its rows and (fields, RowDescription, encoders)
+    fast: list[tuple[Any, ...]] | None = None
+    fast_enc: tuple[list[encode.Field], bytes, list[Any]] | None = None
+    slow: bool = False  # the fast path does not apply: run it normally
 
 
 class Backend:
@@ -189,6 +194,8 @@ class Session:
         self.canceled = asyncio.Event()
         self.busy_mirror = False
         self.out = bytearray()
+        self.inbuf = bytearray()  # received, not yet handled (the message loop's)
+        self.inpos = 0
 
     # plumbing ---------------------------------------------------------------
 
@@ -351,9 +358,41 @@ class Session:
 
     # the message loop -------------------------------------------------------
 
+    async def next_message(self) -> tuple[bytes, bytes]:
+        """:meth:`read_message` for the message loop: messages are cut out of
+        a local buffer holding whatever has arrived, so a pipelined
+        Bind/Describe/Execute/Sync costs one read, not two awaits per message."""
+        buf = self.inbuf
+        while True:
+            pos = self.inpos
+            have = len(buf) - pos
+            if have >= 5:
+                n = _LEN.unpack_from(buf, pos + 1)[0]
+                if n < 4 or n > p.MAX_MESSAGE:
+                    raise p.ProtocolViolation(f"invalid message length {n}")
+                if have > n:
+                    end = pos + 1 + n
+                    kind, body = bytes(buf[pos : pos + 1]), bytes(buf[pos + 5 : end])
+                    if end == len(buf):
+                        buf.clear()
+                        self.inpos = 0
+                    else:
+                        self.inpos = end
+                    return kind, body
+            if pos:
+                del buf[:pos]
+                self.inpos = 0
+            try:
+                data = await self.reader.read(262144)
+            except ConnectionError as e:
+                raise Closed() from e
+            if not data:
+                raise Closed()
+            buf += data
+
     async def loop(self) -> None:
         while True:
-            kind, body = await self.read_message()
+            kind, body = await self.next_message()
             if TRACE:
                 log.info("<- %s %r", kind, body[:200])
             if kind == b"X":
@@ -714,6 +753,11 @@ class Session:
             return None  # DECLARE itself returns no rows
         if r.kind not in (route.ENGINE, route.CONST, route.DECLARE):
             return None
+        if r.kind == route.ENGINE and await self.fast_lookup(portal):
+            assert portal.fast_enc is not None
+            portal.fields = portal.fast_enc[0]
+            self.write(portal.fast_enc[1])
+            return _ALREADY_SENT
         if r.kind == route.CONST:
             key = "desc:" + ",".join(map(str, portal.formats))
             cached = r.cache.get(key)
@@ -816,6 +860,10 @@ class Session:
                 r.cache[key] = reply
             self.write(reply)
             return
+        if r.kind == route.ENGINE and await self.fast_lookup(portal):
+            if self.send_fast(portal, max_rows, describe=describe):
+                return
+            portal.fast, portal.slow = None, True
         await self.ensure_result(portal)
         result = portal.result
         assert result is not None
@@ -849,12 +897,69 @@ class Session:
         self.write(p.command_complete(command_tag(r, portal.stmt.text, result, portal.rows_sent)))
         portal.done = True
 
+    async def fast_lookup(self, portal: Portal) -> bool:
+        """Answer an online-lookup portal by :mod:`fsql.server.fastpath`
+        (``portal.fast`` holds its rows); False: take the normal path."""
+        if portal.fast is not None:
+            return True
+        if portal.slow or portal.result is not None:
+            return False
+        portal.slow = True  # unless everything below works out
+        plan = await self.server.online_plan(portal.stmt.text)
+        if plan is None:
+            return False
+        enc = plan.encoding(portal.formats)
+        if enc is None:
+            return False
+        try:
+            rows = plan.rows(portal.params, blocking=False)
+            if rows is fastpath.NOT_READY:
+                rows = await self.server.run_blocking(plan.rows, portal.params, blocking=True)
+        except Exception:  # the normal path reports it
+            return False
+        if rows is None:
+            return False
+        portal.fast, portal.fast_enc, portal.slow = rows, enc, False
+        return True
+
+    def send_fast(self, portal: Portal, max_rows: int, *, describe: bool) -> bool:
+        """Write the rows of a fast-path portal; False: use the normal path."""
+        rows, enc = portal.fast, portal.fast_enc
+        assert rows is not None and enc is not None
+        fields, description, encoders = enc
+        remaining = len(rows) - portal.pos
+        if max_rows and remaining >= max_rows:
+            return False  # PortalSuspended bookkeeping: the normal path has it
+        if portal.fields is None and portal.stmt.fields is not None:
+            promised = [(f.name, f.oid) for f in portal.stmt.fields]
+            if promised != [(f.name, f.oid) for f in fields]:
+                return False  # a statement Describe promised other types: conform() them
+        try:
+            data = encode.data_rows_py(rows[portal.pos :], encoders)
+        except (encode.Unsupported, struct.error, OverflowError, TypeError, ValueError):
+            return False
+        if describe:
+            self.write(description)
+        self.write(data)
+        portal.pos = len(rows)
+        portal.rows_sent += remaining
+        self.write(p.command_complete(f"SELECT {portal.rows_sent}"))
+        portal.done = True
+        return True
+
     async def send_rows(self, table: pa.Table, fields: list[encode.Field]) -> None:
         """Encode in bounded batches off the event loop; stop on cancel."""
         loop = asyncio.get_running_loop()
         n = table.num_rows
         start = 0
         next_batch: asyncio.Future[bytes] | None = None
+        if n <= encode.SMALL_ROWS:
+            if self.canceled.is_set():
+                raise QueryCanceled("canceling statement due to user request")
+            small = encode.small_data_rows(table, fields)
+            if small is not None:
+                self.write(small)  # goes out with the rest of the reply
+                return
         while start < n:
             if self.canceled.is_set():
                 raise QueryCanceled("canceling statement due to user request")
