@@ -73,6 +73,8 @@ def postgres_column_names(statement: exp.Expr) -> exp.Expr:
 
 
 def _pg_name(e: exp.Expr) -> str | None:
+    if isinstance(e, exp.Window):  # rank() OVER (...) is "rank"
+        return _pg_name(e.this)
     if isinstance(e, exp.Cast):
         inner = e.this
         return inner.name if isinstance(inner, exp.Column) else e.to.sql(dialect="postgres").lower()

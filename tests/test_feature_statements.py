@@ -170,6 +170,14 @@ def test_plain_sql_joins_aggregates_windows_ctes(fraud):
     ]
 
 
+def test_unnamed_result_columns_get_postgres_names(fraud):
+    out = fraud.sql(
+        "SELECT customer_id, count(*), max(amount_sum_7d), 1 + 1, "
+        "rank() OVER (ORDER BY customer_id) FROM transactions GROUP BY customer_id"
+    )
+    assert out.column_names == ["customer_id", "count", "max", "?column?", "rank"]
+
+
 def test_insert_select_is_one_commit(fraud):
     fraud.sql(
         "CREATE FEATURE GROUP doubled (customer_id BIGINT, event_ts TIMESTAMP, x DOUBLE PRECISION) "
