@@ -19,6 +19,8 @@ the rolling aggregates carry real signal.
 from __future__ import annotations
 
 import shlex
+import shutil
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -330,8 +332,13 @@ def run_demo(path: Path, *, echo: Callable[[str], object] = print) -> None:
         echo(f"\nSearch 'spend' finds the features: {', '.join(found)}")
 
     q = shlex.quote(str(path))
+    activate = ""
+    if shutil.which("fsql") is None and sys.prefix != sys.base_prefix:
+        # run as .venv/bin/fsql (make demo): the commands below need the venv on PATH
+        activate = f"  source {shlex.quote(str(Path(sys.prefix) / 'bin' / 'activate'))}\n"
     echo(
         "\nTry next:\n"
+        f"{activate}"
         f"  export FSQL_STORE={q}\n"
         '  fsql sql "SELECT * FROM customer_profiles WHERE customer_id = 7"\n'
         '  fsql sql "SELECT merchant_category, count(*), avg(amount) FROM transactions '
