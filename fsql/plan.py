@@ -123,6 +123,8 @@ class FeaturePlan:
             rel = self._fg_relation(
                 fg, names + ([fg.event_time] if fg.event_time else []), as_of=True
             )
+            for pred in self._key_filters(fg, i):
+                rel = rel.where(pred, copy=False)
             if fg.event_time:
                 rel = rel.order_by(
                     *[col(k) for k in keys], exp.Ordered(this=col(fg.event_time), desc=True)
@@ -158,6 +160,36 @@ class FeaturePlan:
             selects.append(alias_(col(f.feature, self._alias_of(f.fg)), f.alias))
         q.set("expressions", selects)
         return self._finish(q)
+
+    def _key_filters(self, fg: FeatureGroup, i: int) -> list[exp.Expr]:
+        """The conjuncts of the user's WHERE that test one output key column
+        against constants, for group ``i``'s relation. Dropping rows by key
+        before picking the latest row per key changes no result (the outer
+        WHERE still applies), and lets the engine use the (key, event time)
+        order of cached groups and send the filter to on-demand sources."""
+        if self.where is None:
+            return []
+        base_keys = set(self.groups[0].primary_key) & set(self.key_columns)
+        aliases = {f.alias for f in self.features}
+        out: list[exp.Expr] = []
+        for conj in _flatten_and(self.where.this):
+            if not isinstance(conj, _KEY_PREDICATES) or any(
+                isinstance(n, _NOT_CONSTANT) for n in conj.walk()
+            ):
+                continue
+            names = {c.name for c in conj.find_all(exp.Column)}
+            if len(names) != 1:
+                continue
+            (key,) = names
+            if key not in base_keys or key not in fg.primary_key or key in aliases:
+                continue
+            if i > 0 and key not in self.join_keys[fg.id]:
+                continue
+            moved = conj.copy()
+            for c in list(moved.find_all(exp.Column)):
+                c.replace(col(key))
+            out.append(moved)
+        return out
 
     def _owner_alias(self, key: str, before: int) -> str:
         for j in range(before):
@@ -292,6 +324,18 @@ class FeaturePlan:
             outer.set("offset", self.offset.copy())
         outer.set("settings", settings)
         return outer
+
+
+_KEY_PREDICATES = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.In, exp.Between, exp.Is)
+_NOT_CONSTANT = (exp.Subquery, exp.Select, exp.AggFunc, exp.Window, exp.Placeholder, exp.Parameter)
+
+
+def _flatten_and(node: exp.Expr) -> list[exp.Expr]:
+    if isinstance(node, exp.Paren):
+        return _flatten_and(node.this)
+    if isinstance(node, exp.And):
+        return _flatten_and(node.left) + _flatten_and(node.right)
+    return [node]
 
 
 def _micros(us: int) -> exp.Expr:

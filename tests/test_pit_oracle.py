@@ -121,19 +121,37 @@ def test_point_in_time_join_matches_oracle(shared_store, a_commits, b_commits, s
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(a_commits=commits_strategy(1), as_of_day=st.one_of(st.none(), st.integers(-1, 13)))
-def test_latest_values_as_of_match_oracle(shared_store, a_commits, as_of_day):
+@given(
+    a_commits=commits_strategy(1),
+    as_of_day=st.one_of(st.none(), st.integers(-1, 13)),
+    key_filter=st.one_of(
+        st.none(),
+        st.lists(st.integers(0, 5), min_size=1, max_size=3),  # k IN (...)
+        st.tuples(st.integers(0, 4), st.integers(0, 4)),  # k >= lo AND k <= hi
+    ),
+)
+def test_latest_values_as_of_match_oracle(shared_store, a_commits, as_of_day, key_filter):
     """Without a spine: one row per key that has a row with event time <= AS
     OF (or any row, without AS OF), holding the latest such value. Keys whose
-    first row comes later did not exist yet and are absent."""
+    first row comes later did not exist yet and are absent. A key filter
+    (which the planner also applies before picking the latest row) keeps
+    just those keys."""
     store = shared_store
     name, _ = _make_fg(store, ["k"], a_commits, "a")
     text = f"SELECT FEATURES {name}.a"
     if as_of_day is not None:
         text += f" AS OF TIMESTAMP '{day(as_of_day).isoformat(sep=' ')}'"
+    if isinstance(key_filter, list):
+        text += f" WHERE k IN ({', '.join(map(str, key_filter))})"
+    elif key_filter is not None:
+        text += f" WHERE k >= {key_filter[0]} AND ({name}.k <= {key_filter[1]})"
     result = store.sql(text)
     got = dict(zip(result.column("k").to_pylist(), result.column("a").to_pylist(), strict=True))
     keys = {r[0] for c in a_commits for r in c}
+    if isinstance(key_filter, list):
+        keys &= set(key_filter)
+    elif key_filter is not None:
+        keys = {k for k in keys if key_filter[0] <= k <= key_filter[1]}
     t = 10**9 if as_of_day is None else as_of_day
     expected = {k: oracle_value(a_commits, (k,), t, len(a_commits)) for k in keys}
     assert got == {k: v for k, v in expected.items() if v is not None}  # values are never NULL

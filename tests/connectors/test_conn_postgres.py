@@ -116,6 +116,12 @@ def test_filters_pushed_to_the_source(store, pg):
     plan = "\n".join(store.sql("EXPLAIN SELECT k FROM trap WHERE k = 2").column(0).to_pylist())
     assert "on-demand trap via connector crm (postgres, pushdown)" in plan
     assert f'FROM "{v}" WHERE "id" = 2' in plan
+    # SELECT FEATURES with a key filter (latest, and as of a time) sends it too
+    assert store.sql("SELECT FEATURES trap.x WHERE k = 2").to_pylist() == [{"k": 2, "x": 0}]
+    got = store.sql("SELECT FEATURES trap.x AS OF TIMESTAMP '2024-02-01' WHERE k IN (1, 2)")
+    assert sorted(got.column("k").to_pylist()) == [1, 2]
+    plan = "\n".join(store.sql("EXPLAIN SELECT FEATURES trap.x WHERE k = 2").column(0).to_pylist())
+    assert f'FROM "{v}" WHERE "id" = 2' in plan
 
 
 def test_explain_of_select_features_shows_pushed_as_of(store, pg):
