@@ -15,6 +15,7 @@ from fsql.on_demand import bind_connector_table, push_down
 from fsql.params import bind
 from fsql.sql.dialect import parse
 from fsql.statements import executor_for
+from fsql.tables import bytea_features, restore_binary
 from fsql.training.dataset import bind_training_dataset
 
 if TYPE_CHECKING:
@@ -46,8 +47,18 @@ def run_statement(store: Store, statement: exp.Expr) -> pa.Table:
 
 def run_plain(store: Store, statement: exp.Expr) -> pa.Table:
     """Plain SQL: feature groups are tables (``fg`` latest, ``fg_vN``)."""
+    binary = bytea_features(_groups_named(store, statement))
     rewritten = push_down(bind_feature_groups(store, postgres_column_names(statement)))
-    return store.engine.query(rewritten.sql(DIALECT), rewritten.meta.get("fsql_inputs", ()))
+    result = store.engine.query(rewritten.sql(DIALECT), rewritten.meta.get("fsql_inputs", ()))
+    return restore_binary(result, binary, check_utf8=True)
+
+
+def _groups_named(store: Store, statement: exp.Expr) -> list[Any]:
+    """The feature groups a plain statement names as tables (``fg``, ``fg_vN``)."""
+    names = {t.name for t in statement.find_all(exp.Table) if t.name and not t.db}
+    if not names:
+        return []
+    return [fg for fg in store.feature_groups() if fg.name in names or fg.qualified_name in names]
 
 
 def postgres_column_names(statement: exp.Expr) -> exp.Expr:

@@ -32,7 +32,7 @@ from fsql.errors import (
 from fsql.offline import DIALECT, col, ident, select_from, subquery
 from fsql.offline import alias as alias_
 from fsql.sql.nodes import SelectFeatures
-from fsql.tables import as_arrow
+from fsql.tables import as_arrow, bytea_features, restore_binary
 from fsql.types import clickhouse_type
 
 if TYPE_CHECKING:
@@ -789,7 +789,15 @@ def execute_plan(store: Store, plan: FeaturePlan) -> pa.Table:
     from fsql.on_demand import push_down
 
     sql = push_down(plan.to_sql()).sql(DIALECT)
-    return restore_spine_order(store.engine.query(sql, plan.inputs))
+    result = restore_spine_order(store.engine.query(sql, plan.inputs))
+    binary = bytea_features(plan.groups)
+    if plan.spine_input is not None:
+        binary |= {
+            f.name
+            for f in plan.spine_input.schema
+            if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+        }
+    return restore_binary(result, binary)
 
 
 def restore_spine_order(table: pa.Table) -> pa.Table:

@@ -31,3 +31,40 @@ def as_arrow(data: Any) -> pa.Table:
         f"cannot read a {type(data).__name__} as a table",
         hint="Pass a pyarrow Table, a pandas or polars DataFrame, or a dict of columns.",
     )
+
+
+def restore_binary(table: pa.Table, names: set[str], *, check_utf8: bool = False) -> pa.Table:
+    """ClickHouse keeps ``bytea`` as ``String`` and chDB hands every String
+    back as an Arrow string: give the columns ``names`` (bytea features) back
+    as binary. With ``check_utf8`` (the query read a bytea feature), any other
+    string column that is not valid UTF-8 (a computed value over bytea)
+    becomes binary too, so no layer ever holds an invalid Arrow string."""
+    if not names:
+        return table
+    columns = list(table.columns)
+    fields = list(table.schema)
+    changed = False
+    for i, f in enumerate(fields):
+        large = pa.types.is_large_string(f.type)
+        if not (large or pa.types.is_string(f.type)):
+            continue
+        if f.name not in names:
+            if not check_utf8:
+                continue
+            try:
+                columns[i].validate(full=True)
+                continue
+            except pa.ArrowInvalid:
+                pass
+        target = pa.large_binary() if large else pa.binary()
+        columns[i] = columns[i].cast(target)
+        fields[i] = f.with_type(target)
+        changed = True
+    if not changed:
+        return table
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
+def bytea_features(groups: Any) -> set[str]:
+    """Names of the ``bytea`` features of feature groups ``groups``."""
+    return {f.name for fg in groups for f in fg.features if f.type == "bytea"}

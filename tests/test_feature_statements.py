@@ -315,3 +315,23 @@ def test_insert_errors_name_columns(fraud):
     assert err.sqlstate == "42703" and "agee" in err.message
     err = error_of(fraud, "INSERT INTO profile VALUES (1, now())")
     assert err.sqlstate == "42601"
+
+
+def test_bytea_features_come_back_as_binary(store):
+    data = pa.table(
+        {
+            "id": [1, 2],
+            "ts": [d(1), d(2)],
+            "payload": pa.array([b"\x00\x01\xff", b"ab"], pa.binary()),
+        }
+    )
+    fg = store.create_feature_group("blobs", data, primary_key="id", event_time="ts")
+    assert fg.read().schema.field("payload").type == pa.binary()
+    plain = store.sql("SELECT id, payload, substring(payload, 3, 1) AS tail FROM blobs ORDER BY id")
+    assert plain.column("payload").to_pylist() == [b"\x00\x01\xff", b"ab"]
+    # a computed value that is not valid UTF-8 is binary too, never an invalid string
+    assert plain.schema.field("tail").type == pa.binary()
+    assert plain.column("tail").to_pylist() == [b"\xff", b""]
+    feats = store.sql("SELECT FEATURES blobs.payload ORDER BY id")
+    assert feats.schema.field("payload").type == pa.binary()
+    assert feats.column("payload").to_pylist() == [b"\x00\x01\xff", b"ab"]
