@@ -108,6 +108,7 @@ def get_connector(catalog: Catalog, project: str, name: str) -> Connector:
         names = [c.name for c in connectors(catalog, project)]
         raise UndefinedObject(
             f'connector "{name}" does not exist',
+            sqlstate="42704",  # undefined_object: a connector is not a table
             hint=did_you_mean(name, names) or "SHOW CONNECTORS lists them.",
         )
     return _record(row, project)

@@ -76,7 +76,7 @@ def test_connector_statements(store, pg_table, monkeypatch):
     assert store.sql("DROP CONNECTOR IF EXISTS crm").column(0).to_pylist()[0].endswith("SKIPPING")
     with pytest.raises(FsqlError) as e:
         store.sql("DESCRIBE CONNECTOR crm")
-    assert e.value.sqlstate == "42P01"
+    assert e.value.sqlstate == "42704"
 
 
 def test_python_api(store, pg_table):
@@ -190,7 +190,7 @@ def test_bad_connector_definitions(store):
         store.sql(
             "CREATE ON DEMAND FEATURE GROUP p CONNECTOR nope PRIMARY KEY (id) AS SELECT 1 AS id"
         )
-    assert e.value.sqlstate == "42P01" and "nope" in str(e.value)
+    assert e.value.sqlstate == "42704" and "nope" in str(e.value)
     with pytest.raises(FsqlError) as e:
         store.sql("CREATE ON DEMAND FEATURE GROUP p PRIMARY KEY (id) AS SELECT 1 AS id")
     assert e.value.sqlstate == "42601" and "CONNECTOR" in str(e.value)
@@ -316,7 +316,7 @@ def test_alter_connector(store, pg_table, monkeypatch):
     assert "password_env" not in store.describe_connector("crm")["options"]
     with pytest.raises(FsqlError) as e:
         store.sql("ALTER CONNECTOR nope SET DESCRIPTION 'x'")
-    assert e.value.sqlstate == "42P01"
+    assert e.value.sqlstate == "42704"
 
 
 def test_fetch_mode_across_reopened_stores(tmp_path, pg_table):
@@ -351,3 +351,26 @@ def test_source_unreachable_at_read(store, pg_table):
         assert 'connector "crm"' in str(e.value) and "127.0.0.1:1" in str(e.value), text
     with pytest.raises(FsqlError):  # a bare connector table: the engine's own error
         store.sql(f"SELECT * FROM crm.{t}")
+
+
+def test_missing_connector_is_undefined_object(store, pg_table):
+    """A connector is not a table: naming one that does not exist is 42704
+    (undefined_object), not 42P01 (undefined_table)."""
+    t, _ = pg_table
+    store.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG})")
+    with pytest.raises(FsqlError) as e:
+        store.sql("DROP CONNECTOR nosuch")
+    assert e.value.sqlstate == "42704" and '"nosuch"' in str(e.value)
+    with pytest.raises(FsqlError) as e:
+        store.sql(
+            "CREATE ON DEMAND FEATURE GROUP p CONNECTOR nocon PRIMARY KEY (id) "
+            f"AS SELECT id FROM {t}"
+        )
+    assert e.value.sqlstate == "42704" and '"nocon"' in str(e.value)
+    with pytest.raises(FsqlError) as e:  # close to an existing name: suggested
+        store.drop_connector("crn")
+    assert e.value.sqlstate == "42704" and "'crm'" in (e.value.hint or "")
+    assert store.feature_groups() == []
+    assert (
+        store.sql("DROP CONNECTOR IF EXISTS nosuch").column(0).to_pylist()[0].endswith("SKIPPING")
+    )
