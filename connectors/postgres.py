@@ -24,6 +24,7 @@ from fsql.connectors.registry import (
     arrow_table,
     unmappable,
 )
+from fsql.errors import DatatypeMismatch
 from fsql.types import FeatureType, array_of, from_name, numeric
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ _OIDS = {
     3802: "json",  # jsonb
 }
 _NUMERIC_OID = 1700
+_NUMERIC_ARRAY_OID = 1231
+MAX_NUMERIC_PRECISION = 76  # ClickHouse Decimal256
 # array OID -> element OID
 _ARRAYS = {
     1000: 16, 1001: 17, 1005: 21, 1007: 23, 1016: 20, 1009: 25, 1015: 1043,
@@ -110,11 +113,37 @@ class PostgresConnector(SourceConnector):
                 names = {int(r[0]): str(r[1]) for r in rows}
         out = []
         for d in desc:
+            if d.type_code in (_NUMERIC_OID, _NUMERIC_ARRAY_OID):
+                self._check_numeric(d, query)
             ftype = _map(d)
             if ftype is None:
                 raise unmappable(self, d.name, names.get(d.type_code, f"oid {d.type_code}"))
             out.append(SourceColumn(d.name, ftype, names.get(d.type_code, ftype.name)))
         return out
+
+    def _check_numeric(self, d: Any, query: exp.Query) -> None:
+        """A ``numeric`` without a declared precision (or with more digits
+        than the engine's widest decimal) has no fixed feature type: refuse
+        it by name, as a read would otherwise fail on a large value or
+        round one with more scale."""
+        from fsql.connectors.registry import source_objects
+
+        array = "[]" if d.type_code == _NUMERIC_ARRAY_OID else ""
+        if not d.precision:
+            what = f"numeric{array} without a precision, which has no fixed feature type"
+        elif int(d.precision) > MAX_NUMERIC_PRECISION:
+            what = (
+                f"numeric({d.precision},{d.scale or 0}){array}, wider than the "
+                f"{MAX_NUMERIC_PRECISION} digits a feature's numeric holds"
+            )
+        else:
+            return
+        objects = ", ".join(source_objects(query)) or None
+        raise DatatypeMismatch(
+            f'{self.label(objects)}: column "{d.name}" has source type {what}',
+            hint=f'CAST it in the query: CAST("{d.name}" AS numeric(p,s)) with the precision '
+            f'and scale its values need, or CAST("{d.name}" AS double precision).',
+        )
 
     def source_sql(self, query: exp.Query) -> str:
         """The query as PostgreSQL runs it: unqualified tables in ``schema``."""
@@ -150,15 +179,14 @@ class PostgresConnector(SourceConnector):
 
 def _map(d: Any) -> FeatureType | None:
     oid = d.type_code
-    if oid == _NUMERIC_OID:
-        if d.precision:
-            return numeric(min(int(d.precision), 76), int(d.scale or 0))
-        return numeric(38, 9)
+    if oid in (_NUMERIC_OID, _NUMERIC_ARRAY_OID):
+        # unconstrained or too wide: refused by PostgresConnector._check_numeric
+        if not d.precision or int(d.precision) > MAX_NUMERIC_PRECISION:
+            return None
+        n = numeric(int(d.precision), int(d.scale or 0))
+        return n if oid == _NUMERIC_OID else array_of(n)
     if oid in _OIDS:
         return from_name(_OIDS[oid])
     if oid in _ARRAYS:
-        inner = _ARRAYS[oid]
-        if inner == _NUMERIC_OID:
-            return array_of(numeric(38, 9))
-        return array_of(from_name(_OIDS[inner]))
+        return array_of(from_name(_OIDS[_ARRAYS[oid]]))
     return None

@@ -492,3 +492,63 @@ def test_pushed_filters_never_change_results(store, pg):
         store.sql("EXPLAIN SELECT * FROM od WHERE k = 3 AND n > 0").column(0).to_pylist()
     )
     assert 'WHERE "k" = 3 AND "n" > 0' in plan
+
+
+def test_unconstrained_numeric_is_refused_with_a_cast_hint(store, pg):
+    """``numeric`` without a precision has no fixed feature type: refused at
+    creation in pushdown and fetch mode alike, naming connector and column;
+    a CAST in the query (to numeric(p,s) or double precision) reads every
+    value exactly as PostgreSQL rounds it."""
+    t = pg.table(
+        "od_num",
+        "id bigint, ts timestamp, n numeric, ns numeric[], w numeric(50,4)",
+        "(1, '2024-01-01', 1.123456789123, '{1.5}', 1234567890123456789012345678901234567890.1234),"
+        "(2, '2024-01-01', 123456789012345678901234567890123, NULL, NULL)",
+    )
+    _connector(store)
+    for query in (
+        f"SELECT id, ts, n FROM {t}",  # pushdown
+        f"SELECT id, ts, upper('x') AS u, n FROM {t}",  # fetch
+        f"SELECT id, ts, ns FROM {t}",  # numeric[] without precision
+        f"SELECT id, ts, sum(w) AS n FROM {t} GROUP BY id, ts",  # aggregates lose it
+    ):
+        with pytest.raises(FsqlError) as e:
+            store.sql(
+                "CREATE ON DEMAND FEATURE GROUP g CONNECTOR crm PRIMARY KEY (id) EVENT TIME ts "
+                f"AS {query}"
+            )
+        assert e.value.sqlstate == "42804", query
+        assert 'connector "crm"' in str(e.value) and t in str(e.value), query
+        assert "without a precision" in str(e.value), query
+        assert "CAST(" in (e.value.hint or "") and "double precision" in e.value.hint, query
+    assert store.feature_groups() == []
+    for name, query in (
+        ("exact", f"SELECT id, ts, CAST(n AS numeric(40,4)) AS n, w FROM {t}"),
+        ("exact_f", f"SELECT id, ts, upper('x') AS u, CAST(n AS numeric(40,4)) AS n, w FROM {t}"),
+        ("approx", f"SELECT id, ts, CAST(n AS double precision) AS n FROM {t}"),
+    ):
+        store.sql(
+            f"CREATE ON DEMAND FEATURE GROUP {name} CONNECTOR crm PRIMARY KEY (id) "
+            f"EVENT TIME ts AS {query}"
+        )
+        rows = store.sql(f"SELECT * FROM {name} ORDER BY id").to_pylist()
+        if name == "approx":
+            assert [r["n"] for r in rows] == [1.123456789123, 1.2345678901234568e32]
+            continue
+        assert store.get_feature_group(name).features[2 + (name == "exact_f")].type == (
+            "numeric(40,4)"
+        )
+        assert [r["n"] for r in rows] == [
+            Decimal("1.1235"),  # PostgreSQL's rounding, not a truncation
+            Decimal("123456789012345678901234567890123.0000"),
+        ]
+        assert rows[0]["w"] == Decimal("1234567890123456789012345678901234567890.1234")
+    # a declared numeric wider than the engine's 76 digits is refused too
+    wide = pg.table("od_wide", "id bigint, v numeric(100,2)", "(1, 1)")
+    with pytest.raises(FsqlError) as e:
+        store.sql(
+            "CREATE ON DEMAND FEATURE GROUP g CONNECTOR crm PRIMARY KEY (id) "
+            f"AS SELECT id, upper('x') AS u, v FROM {wide}"
+        )
+    assert e.value.sqlstate == "42804" and "numeric(100,2)" in str(e.value)
+    assert '"v"' in str(e.value) and wide in str(e.value)
