@@ -280,12 +280,27 @@ def bind_connector_table(store: Store, table: exp.Table) -> bool:
     source_table = exp.Table(
         this=table.this.copy(), db=table.args["db"].copy() if table.catalog else None
     )
+    _check_source_table(store.engine, conn, source_table)
     fn = conn.table_function(source_table, _set_secret(store.engine, conn))
     assert fn is not None
     fn.meta["fsql_source_table"] = source_table
     alias = table.alias or table.name
     table.replace(exp.Table(this=fn, alias=exp.TableAlias(this=_ident(alias))))
     return True
+
+
+def _check_source_table(engine: Engine, conn: SourceConnector, table: exp.Table) -> None:
+    """Describe ``SELECT * FROM table`` at the source before the engine reads
+    it, so a missing table, an unreachable source or refused credentials are
+    the errors an on-demand feature group gives (42P01, 08001, 28P01/28000,
+    naming the connector and the table), not the engine's. Column types the
+    feature types do not cover are no reason to refuse here: the engine
+    reads the table its own way."""
+    query = exp.select(exp.Star()).from_(table.copy())
+    try:
+        conn.describe(query, engine)
+    except DatatypeMismatch:
+        pass
 
 
 # reading -------------------------------------------------------------------------

@@ -349,8 +349,9 @@ def test_source_unreachable_at_read(store, pg_table):
             store.sql(text)
         assert e.value.sqlstate == "08001", text
         assert 'connector "crm"' in str(e.value) and "127.0.0.1:1" in str(e.value), text
-    with pytest.raises(FsqlError):  # a bare connector table: the engine's own error
+    with pytest.raises(FsqlError) as e:  # a bare connector table: the same error
         store.sql(f"SELECT * FROM crm.{t}")
+    assert e.value.sqlstate == "08001" and 'connector "crm"' in str(e.value)
 
 
 def test_missing_connector_is_undefined_object(store, pg_table):

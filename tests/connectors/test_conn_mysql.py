@@ -173,3 +173,26 @@ def test_datetime_without_fraction(store, maria):
     )
     got = store.sql("SELECT at FROM dt0").to_pylist()
     assert got == [{"at": dt.datetime(2024, 5, 6, 7, 8, 9)}]
+
+
+def test_connector_table_errors_name_the_connector(store, maria, monkeypatch):
+    t = maria.table("od_direct", "id bigint, v int", "(1, 2)")
+    store.create_connector("shop", "mysql", MYSQL_OPTIONS)
+    assert store.sql(f"SELECT v FROM shop.{t}").to_pylist() == [{"v": 2}]
+    with pytest.raises(FsqlError) as e:
+        store.sql("SELECT * FROM shop.no_such_table_fsql")
+    assert e.value.sqlstate == "42P01"
+    assert 'connector "shop"' in str(e.value) and "no_such_table_fsql" in str(e.value)
+    assert "mysql(" not in str(e.value) and "Code:" not in str(e.value)
+    monkeypatch.setenv("FSQL_TEST_MARIA_PW", "definitely-wrong-pw")
+    store.alter_connector("shop", {"password_env": "FSQL_TEST_MARIA_PW"}, check=False)
+    with pytest.raises(FsqlError) as e:
+        store.sql(f"SELECT * FROM shop.{t}")
+    assert e.value.sqlstate == "28P01" and 'connector "shop"' in str(e.value)
+    assert "definitely-wrong-pw" not in str(e.value)
+    store.alter_connector(
+        "shop", {"password_env": "", "port": "1", "connect_timeout": "2"}, check=False
+    )
+    with pytest.raises(FsqlError) as e:
+        store.sql(f"SELECT * FROM shop.{t}")
+    assert e.value.sqlstate == "08001" and 'connector "shop"' in str(e.value)

@@ -552,3 +552,32 @@ def test_unconstrained_numeric_is_refused_with_a_cast_hint(store, pg):
         )
     assert e.value.sqlstate == "42804" and "numeric(100,2)" in str(e.value)
     assert '"v"' in str(e.value) and wide in str(e.value)
+
+
+def test_connector_table_errors_name_the_connector(store, pg):
+    """``connector.table`` in plain SQL and as a spine is described at the
+    source first: the errors are those of an on-demand group, not the
+    engine's."""
+    t = pg.table("od_direct", "id bigint, ts timestamp", "(1, '2024-01-01')")
+    _connector(store)
+    for text in (
+        "SELECT * FROM crm.no_such_table_fsql",
+        "SELECT * FROM crm.public.no_such_table_fsql",
+        "SELECT FEATURES l.id FROM crm.no_such_table_fsql AS l AS OF l.ts",
+    ):
+        with pytest.raises(FsqlError) as e:
+            store.sql(text)
+        assert e.value.sqlstate == "42P01", text
+        assert 'connector "crm"' in str(e.value) and "no_such_table_fsql" in str(e.value), text
+        assert "postgresql(" not in str(e.value) and "Code:" not in str(e.value), text
+    assert store.sql(f"SELECT id FROM crm.{t}").to_pylist() == [{"id": 1}]
+    store.alter_connector("crm", {"port": "1", "connect_timeout": "2"}, check=False)
+    with pytest.raises(FsqlError) as e:
+        store.sql(f"SELECT * FROM crm.{t}")
+    assert e.value.sqlstate == "08001"
+    assert 'connector "crm"' in str(e.value) and "127.0.0.1:1" in str(e.value)
+    store.alter_connector("crm", {"port": "5432", "user": "no_such_role_fsql"}, check=False)
+    with pytest.raises(FsqlError) as e:
+        store.sql(f"SELECT * FROM crm.{t}")
+    assert e.value.sqlstate == "28000"
+    assert 'connector "crm"' in str(e.value) and "no_such_role_fsql" in str(e.value)
