@@ -70,3 +70,9 @@ def parse_registered(parser: Parser) -> exp.Expr | None:
 def registered() -> list[str]:
     load()
     return sorted(" ".join(k) for k in _STATEMENTS)
+
+
+def leading_words() -> frozenset[str]:
+    """The first words of the registered statements (EXPLAIN, SEARCH, ...)."""
+    load()
+    return frozenset(k[0] for k in _STATEMENTS)

@@ -104,7 +104,7 @@ def test_show_setting_is_a_command():
         ("SELECT FEATURES a,", None),
         ("SELECT FEATURES a FROM", None),
         ("CREATE FEATURE GROUP g (k BIGINT)", "PRIMARY KEY"),
-        ("SELECT 1 FROM t WHERE", "WHERE"),
+        ("SELECT 1 FROM t WHERE", "end of input"),
         ("ALTER FEATURE GROUP g SET COLOR 'red'", None),
     ],
 )
@@ -124,3 +124,115 @@ def test_syntax_error_position_points_at_the_token():
         parse(text)
     assert text[info.value.position - 1] == ","
     assert info.value.position == text.index(", b") + 1
+
+
+# (text, message, position) as PostgreSQL 16 reports them (checked against a
+# real server); positions are 1-based characters, end of input is len + 1.
+PG_ERRORS = [
+    ("SELEC * FROM transactions", 'syntax error at or near "SELEC"', 1),
+    ("FOO", 'syntax error at or near "FOO"', 1),
+    ("  WHERE x", 'syntax error at or near "WHERE"', 3),
+    ("SELECT 1;\n  SELEC 2", 'syntax error at or near "SELEC"', 13),
+    ("SELECT * FROM transactions WHERE", "syntax error at end of input", 33),
+    ("SELECT * FROM t WHERE -- c\n", "syntax error at end of input", 28),
+    ("SELECT 1 +", "syntax error at end of input", 11),
+    ("SELECT * FROM t WHERE; SELECT 1", 'syntax error at or near ";"', 22),
+    ("SELECT 1 2 3", 'syntax error at or near "2"', 10),
+    ("SELECT * FROM t WHERE a = = 1", 'syntax error at or near "="', 27),
+    (
+        "SELECT FEATURES amount AS OF TIMESTAMP '2024",
+        'unterminated quoted string at or near "\'2024"',
+        40,
+    ),
+    ("SELECT 'a' 'b", 'unterminated quoted string at or near "\'b"', 12),
+    ("SELECT E'abc", 'unterminated quoted string at or near "E\'abc"', 8),
+    ('SELECT "abc', 'unterminated quoted identifier at or near ""abc"', 8),
+    ("SELECT $$abc", 'unterminated dollar-quoted string at or near "$$abc"', 8),
+    ("SELECT $x$ abc $$", 'unterminated dollar-quoted string at or near "$x$ abc $$"', 8),
+    ("SELECT /* abc", 'unterminated /* comment at or near "/* abc"', 8),
+]
+
+
+@pytest.mark.parametrize(("text", "message", "position"), PG_ERRORS)
+def test_syntax_errors_read_as_postgres(text, message, position):
+    with pytest.raises(SQLSyntaxError) as info:
+        parse(text)
+    err = info.value
+    assert (err.sqlstate, err.message, err.position) == ("42601", message, position)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELEC * FROM transactions",
+        "SELECT * FROM transactions WHERE",
+        "SELECT 1 +",
+        "SELECT FEATURES a FROM",
+        "UPDATE",
+        "SELECT * FROM t WHERE a = = 1",
+        "SELECT 1 2 3",
+    ],
+)
+def test_syntax_errors_never_show_sqlglot_internals(text):
+    with pytest.raises(SQLSyntaxError) as info:
+        parse(text)
+    shown = str(info.value)
+    for internal in ("<class", "sqlglot", "<Token", "TokenType", "Required keyword"):
+        assert internal not in shown
+
+
+def test_our_explanations_follow_the_postgres_words():
+    with pytest.raises(SQLSyntaxError) as info:
+        parse("CREATE FEATURE GROUP g (k BIGINT)")
+    assert info.value.message == (
+        "syntax error at end of input: CREATE FEATURE GROUP needs PRIMARY KEY (column, ...)"
+    )
+    assert info.value.position == len("CREATE FEATURE GROUP g (k BIGINT)") + 1
+    with pytest.raises(SQLSyntaxError) as info:
+        parse("SELECT FEATURES a FROM")
+    assert info.value.message == "syntax error at end of input: Expected table name"
+
+
+def test_statements_that_start_with_a_statement_word_still_parse():
+    # the first-word check lets through every PostgreSQL and FSQL statement
+    texts = [
+        "(SELECT 1)",
+        "VALUES (1)",
+        "WITH a AS (SELECT 1) SELECT * FROM a",
+        "EXPLAIN SELECT FEATURES a",
+        "SEARCH FEATURES 'x'",
+        "DESCRIBE FEATURE GROUP g",
+        "BEGIN; COMMIT",
+        "SHOW search_path",
+        "-- only a comment",
+        ";",
+    ]
+    for text in texts:
+        assert isinstance(parse(text), list), text
+    assert [type(s).__name__ for s in parse("/* c */ SELECT 1; ; SELECT 2")] == ["Select", "Select"]
+
+
+def test_an_expression_is_not_a_statement_but_sqlglot_may_still_parse_one():
+    # fsql.feature_query parses WHERE text with sqlglot directly; only parse()
+    # applies the statement rule
+    import sqlglot
+
+    from fsql.sql.dialect import FSQL
+
+    assert isinstance(sqlglot.parse_one("k = 1", dialect=FSQL), exp.EQ)
+    with pytest.raises(SQLSyntaxError):
+        parse("k = 1")
+
+
+def test_select_features_with_no_feature_is_marked_with_its_from():
+    # SELECT FEATURES FROM t is plain SQL for a column "features"; the node
+    # records where FROM is, so the executor can say "SELECT FEATURES names no
+    # feature" there when t has no such column
+    from fsql.sql.dialect import bare_features_from
+
+    text = "SELECT 1; SELECT FEATURES FROM labels"
+    statement = parse(text)[1]
+    assert isinstance(statement, exp.Select)
+    assert bare_features_from(statement) == text.index("FROM") + 1
+    assert bare_features_from(parse("SELECT features, x FROM t")[0]) is None
+    assert bare_features_from(parse('SELECT "features" FROM t')[0]) is None
