@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsql.types import from_arrow
+from fsql.errors import FsqlError
+from fsql.types import from_arrow, from_name
 
 PG_EPOCH_DAYS = 10957  # 2000-01-01 - 1970-01-01
 PG_EPOCH_US = PG_EPOCH_DAYS * 86400 * 1_000_000
@@ -41,9 +42,22 @@ class Field:
         return _TYPLEN.get(self.oid, -1)
 
 
+# the key of an Arrow field's metadata naming its fsql feature type ("json")
+TYPE_KEY = b"fsql.type"
+
+
 def oid_of(dtype: pa.DataType) -> int:
     if pa.types.is_null(dtype):
         return 25
+    if pa.types.is_dictionary(dtype):
+        return oid_of(dtype.value_type)
+    if (
+        pa.types.is_binary(dtype)
+        or pa.types.is_large_binary(dtype)
+        or pa.types.is_fixed_size_binary(dtype)
+        or pa.types.is_binary_view(dtype)
+    ):
+        return 17
     if pa.types.is_uint64(dtype):
         return 20  # count(*) and friends: bigint, as PostgreSQL types them
     try:
@@ -64,9 +78,23 @@ def fields_for(schema: pa.Schema, formats: list[int] | tuple[int, ...]) -> list[
         fmts = list(formats) + [0] * (n - len(formats))
     out = []
     for f, fmt in zip(schema, fmts, strict=False):
-        oid = oid_of(f.type)
-        out.append(Field(f.name, oid, 1 if fmt == 1 else 0))
+        out.append(Field(f.name, field_oid(f), 1 if fmt == 1 else 0))
     return out
+
+
+def field_oid(f: pa.Field) -> int:
+    """The type OID of an Arrow field: its Arrow type's, except a string
+    field whose metadata names a json feature type (``fsql.type``), which is
+    described as json (114) so clients decode it."""
+    oid = oid_of(f.type)
+    if oid == 25 and f.metadata and TYPE_KEY in f.metadata:
+        try:
+            named = from_name(f.metadata[TYPE_KEY].decode()).pg_oid
+        except Exception:
+            return oid
+        if named in (114, 3802):
+            return 114
+    return oid
 
 
 def row_description_fields(fields: list[Field]) -> list[tuple[str, int, int, int]]:
@@ -82,6 +110,23 @@ def _nulls(arr: pa.Array) -> np.ndarray:
     if arr.null_count == 0:
         return np.zeros(len(arr), dtype=bool)
     return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def check_utf8(arr: pa.Array) -> None:
+    """Raise SQLSTATE 22021 when a string array holds bytes that are not
+    UTF-8 (sent as text they would break the client's decoding)."""
+    try:
+        arr.validate(full=True)
+    except pa.ArrowInvalid:
+        raise FsqlError(
+            'invalid byte sequence for encoding "UTF8" in a text result column',
+            sqlstate="22021",
+            hint="Binary data belongs in a bytea feature.",
+        ) from None
+
+
+def _is_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
 def _varlen(arr: pa.Array) -> pa.Array:
@@ -107,6 +152,44 @@ def _from_pylist(values: list[bytes | None]) -> pa.Array:
     return pa.array(values, type=LB)
 
 
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _hex_column(arr: pa.Array) -> pa.Array:
+    """bytea's text form, ``\\x`` and two hex digits a byte, vectorized."""
+    lb = (
+        _varlen(arr)
+        if not pa.types.is_fixed_size_binary(arr.type)
+        else _from_pylist(arr.to_pylist())
+    )
+    n = len(lb)
+    offs = np.frombuffer(lb.buffers()[1], dtype=np.int64, count=n + 1, offset=lb.offset * 8)
+    lo, hi = int(offs[0]), int(offs[-1])
+    data = lb.buffers()[2]
+    raw = (
+        np.frombuffer(data, dtype=np.uint8, count=hi - lo, offset=lo)
+        if data is not None and hi > lo
+        else np.zeros(0, np.uint8)
+    )
+    new_offs = (offs - lo) * 2 + np.arange(n + 1, dtype=np.int64) * 2
+    out = np.empty(int(new_offs[-1]), dtype=np.uint8)
+    starts = new_offs[:-1]
+    is_hex = np.ones(len(out), dtype=bool)
+    is_hex[starts] = False
+    is_hex[starts + 1] = False
+    hexed = np.empty(2 * len(raw), dtype=np.uint8)
+    hexed[0::2] = _HEX[raw >> 4]
+    hexed[1::2] = _HEX[raw & 15]
+    out[is_hex] = hexed
+    out[starts] = ord("\\")
+    out[starts + 1] = ord("x")
+    nulls = _nulls(arr)
+    mask = pa.array(~nulls).buffers()[1] if nulls.any() else None
+    return pa.LargeBinaryArray.from_buffers(
+        LB, n, [mask, pa.py_buffer(new_offs), pa.py_buffer(out)]
+    )
+
+
 def _fill_numpy(arr: pa.Array, dtype: np.dtype) -> np.ndarray:
     if arr.null_count:
         arr = arr.fill_null(0)
@@ -117,7 +200,8 @@ def _text_column(arr: pa.Array) -> pa.Array:
     t = arr.type
     if pa.types.is_dictionary(t):
         return _text_column(arr.dictionary_decode())
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+    if _is_string(t):
+        check_utf8(arr)
         return _varlen(arr)
     if pa.types.is_boolean(t):
         s = pc.if_else(arr, "t", "f")
@@ -138,15 +222,20 @@ def _text_column(arr: pa.Array) -> pa.Array:
             s = pc.binary_join_element_wise(s, "+00", "")
     elif pa.types.is_null(t):
         return _from_pylist([None] * len(arr))
-    elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return _from_pylist(
-            [None if v is None else b"\\x" + v.hex().encode() for v in arr.to_pylist()]
-        )
+    elif (
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_fixed_size_binary(t)
+        or pa.types.is_binary_view(t)
+    ):
+        return _hex_column(arr)
     elif pa.types.is_list(t) or pa.types.is_large_list(t):
+        check_utf8(arr)  # the strings inside
         return _from_pylist(
             [None if v is None else _array_text(v).encode() for v in arr.to_pylist()]
         )
     else:
+        check_utf8(arr)
         return _from_pylist(
             [None if v is None else _scalar_text(v).encode() for v in arr.to_pylist()]
         )
@@ -216,13 +305,19 @@ def _binary_column(arr: pa.Array, oid: int) -> pa.Array:
         a = arr.cast(pa.timestamp("us", tz=t.tz)) if t.unit != "us" else arr
         us = _fill_numpy(a.cast(pa.int64()), np.dtype(np.int64))
         return _fixed((us - PG_EPOCH_US).astype(">i8"), nulls)
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+    if _is_string(t):
+        check_utf8(arr)
         return _varlen(arr)
-    if pa.types.is_large_binary(t) or pa.types.is_string_view(t):
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         return _varlen(arr)
+    if pa.types.is_binary_view(t):
+        return _varlen(arr)
+    if pa.types.is_fixed_size_binary(t):
+        return _from_pylist(arr.to_pylist())
     if oid == 1700:
         return _from_pylist([None if v is None else numeric_binary(v) for v in arr.to_pylist()])
     if pa.types.is_list(t) or pa.types.is_large_list(t):
+        check_utf8(arr)
         elem = oid_of(t.value_type)
         return _from_pylist([None if v is None else array_binary(v, elem) for v in arr.to_pylist()])
     # anything else: its text form
@@ -547,7 +642,15 @@ def value_encoder(dtype: pa.DataType, field: Field) -> Callable[[Any], bytes] | 
             return b"t" if v else b"f"
 
         return boolean
-    if (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)) and oid == 25:
+    if (pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype)) and oid == 17:
+
+        def bytea(v: Any) -> bytes:
+            if type(v) is not bytes:
+                raise Unsupported
+            return v if binary else b"\\x" + v.hex().encode()
+
+        return bytea
+    if (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)) and oid in (25, 114):
 
         def text(v: Any) -> bytes:
             if type(v) is not str:

@@ -412,9 +412,20 @@ class Session:
                     raise p.ProtocolViolation(f"invalid frontend message type {kind[0]}")
             except p.ProtocolViolation:
                 raise
-            except FsqlError as e:
-                if not isinstance(e, _Skip):
-                    self.write(p.error_from(e))
+            except (Closed, ConnectionError, asyncio.IncompleteReadError):
+                raise
+            except Exception as exc:
+                if isinstance(exc, FsqlError):
+                    err = exc
+                else:
+                    # a bug or a library failure (e.g. while encoding a result):
+                    # that statement fails with an SQLSTATE, the session goes on
+                    log.exception("statement failed")
+                    err = FsqlError(
+                        f"internal error: {type(exc).__name__}: {exc}", sqlstate="XX000"
+                    )
+                if not isinstance(err, _Skip):
+                    self.write(p.error_from(err))
                 if kind == b"Q":
                     self.write(p.ready_for_query(self.status()))
                 else:
@@ -528,10 +539,17 @@ class Session:
                 raw.append(None if ln == -1 else rd.take(ln))
             nr = rd.int16()
             rformats = [rd.int16() for _ in range(max(nr, 0))]
-            if nv != len(stmt.param_oids) and not (nv == 0 and not stmt.param_oids):
-                raise p.ProtocolViolation(
-                    f"bind message supplies {nv} parameters, but prepared statement "
-                    f'"{stmt_name}" requires {len(stmt.param_oids)}'
+            if nv != len(stmt.param_oids):
+                # an ERROR, not FATAL, as PostgreSQL sends it: the session goes on
+                raise FsqlError(
+                    f"bind message supplies {max(nv, 0)} parameters, but prepared statement "
+                    f'"{stmt_name}" requires {len(stmt.param_oids)}',
+                    sqlstate="08P01",
+                )
+            if nf > 1 and nf != nv:
+                raise FsqlError(
+                    f"bind message has {nf} parameter formats but {nv} parameters",
+                    sqlstate="08P01",
                 )
             values = []
             for i, v in enumerate(raw):

@@ -47,6 +47,12 @@ TYPES_TABLE = pa.table(
         "at": pa.array([["a b", "c,d", None, ""], []], pa.list_(pa.string())),
     }
 )
+BYTES_TABLE = pa.table(
+    {
+        "id": pa.array([1, 2, 3], pa.int64()),
+        "by": pa.array([b"\x00\x01\xff", None, b"a\tb\\"], pa.binary()),
+    }
+)
 TYPES_ROW = (
     1, True, -3, 2_000_000_000, 1.5, -2.25e-5, decimal.Decimal("-12345.678"),
     'tab\there, "quoted" ünï', dt.date(1999, 12, 31),
@@ -124,6 +130,7 @@ def make_store(path: Path) -> None:
         )
         store.create_feature_group("big", big, primary_key="id")
         store.create_feature_group("types_fg", TYPES_TABLE, primary_key="k")
+        store.create_feature_group("bytes_fg", BYTES_TABLE, primary_key="id")
         auth.set_password(store.catalog, USER, PASSWORD)
     finally:
         store.close()

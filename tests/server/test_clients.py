@@ -129,6 +129,77 @@ def test_asyncpg_types_binary(pg_server: Server) -> None:
     assert asyncio.run(go()) == TYPES_ROW
 
 
+BYTES_ROWS = [(1, b"\x00\x01\xff"), (2, None), (3, b"a\tb\\")]
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_psycopg_bytea_text_and_binary(pg_server: Server, binary: bool) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        cur = c.cursor(binary=binary)
+        rows = cur.execute("SELECT id, by FROM bytes_fg ORDER BY id").fetchall()
+        assert rows == BYTES_ROWS
+        assert [d.type_code for d in cur.description or []] == [20, 17]
+        # prepared (described before it runs), one row (the row-by-row encoder)
+        for _ in range(2):
+            got = cur.execute("SELECT by FROM bytes_fg WHERE id = %s", (1,), prepare=True)
+            assert got.fetchall() == [(b"\x00\x01\xff",)]
+            assert [d.type_code for d in cur.description or []] == [17]
+        # a large result takes the vectorized encoder: the same bytes come back
+        big = cur.execute(
+            "SELECT b.by FROM bytes_fg b, big WHERE b.id = 1 AND big.id < 1000"
+        ).fetchall()
+        assert big == [(b"\x00\x01\xff",)] * 1000
+
+
+def test_psycopg_copy_bytea(pg_server: Server) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        q = "COPY (SELECT id, by FROM bytes_fg ORDER BY id) TO STDOUT"
+        with c.cursor().copy(q) as cp:
+            data = b"".join(bytes(b) for b in cp)
+        # text format: bytea as \x hex with the backslash escaped, as PostgreSQL writes it
+        assert data == b"1\t\\\\x0001ff\n2\t\\N\n3\t\\\\x6109625c\n"
+        with c.cursor().copy(q + " WITH (FORMAT csv, HEADER)") as cp:
+            data = b"".join(bytes(b) for b in cp)
+        assert data == b"id,by\n1,\\x0001ff\n2,\n3,\\x6109625c\n"
+        # the same bytes load back into a real PostgreSQL as bytea
+        pg_dsn = "host=127.0.0.1 port=5432 dbname=postgres user=postgres"
+        with psycopg.connect(pg_dsn) as pg, pg.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE bytes_copy (id bigint, by bytea)")
+            with cur.copy("COPY bytes_copy FROM STDIN WITH (FORMAT csv, HEADER)") as cp:
+                cp.write(data)
+            cur.execute("SELECT id, by FROM bytes_copy ORDER BY id")
+            assert cur.fetchall() == BYTES_ROWS
+        # the session goes on
+        assert c.execute("SELECT count(*) FROM bytes_fg").fetchone() == (3,)
+
+
+def test_text_that_is_not_utf8_is_an_error_and_the_session_goes_on(pg_server: Server) -> None:
+    import psycopg
+
+    bad = [
+        "SELECT char(255) AS x FROM transactions",  # ClickHouse builds a String of raw bytes
+        "SELECT [char(255)] AS x FROM transactions",  # inside an array too
+    ]
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        for binary in (False, True):
+            for q in bad:
+                with pytest.raises(psycopg.Error) as e:
+                    c.cursor(binary=binary).execute(q)
+                assert e.value.sqlstate == "22021", q
+        for q in (
+            "COPY (" + bad[0] + ") TO STDOUT",
+            "COPY (" + bad[0] + ") TO STDOUT (FORMAT csv)",
+        ):
+            with pytest.raises(psycopg.Error) as e, c.cursor().copy(q) as cp:
+                b"".join(bytes(b) for b in cp)
+            assert e.value.sqlstate == "22021"
+        assert c.execute("SELECT count(*) FROM bytes_fg").fetchone() == (3,)
+
+
 def test_psycopg_named_cursor(pg_server: Server) -> None:
     import psycopg
 

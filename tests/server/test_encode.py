@@ -44,6 +44,70 @@ def test_bytea_text_and_binary() -> None:
     assert encode.fields_for(t.schema, [])[0].oid == 17
 
 
+def test_bytea_every_arrow_binary_type_and_both_encoders() -> None:
+    values = [b"\x00\x01\xff", None, b"", b"a\tb\\", bytes(range(256))]
+    for typ in (pa.binary(), pa.large_binary()):
+        t = pa.table({"b": pa.array(values, typ)}).slice(1)  # a non-zero offset too
+        for fmt in (0, 1):
+            fields = encode.fields_for(t.schema, [fmt])
+            assert fields[0].oid == 17
+            vectorized = encode.data_rows(t, fields)
+            assert encode.small_data_rows(t, fields) == vectorized  # row by row: same bytes
+            want = [
+                None if v is None else (v if fmt else b"\\x" + v.hex().encode()) for v in values[1:]
+            ]
+            assert [row[0] for row in _values(vectorized)] == want
+    fixed = pa.table({"b": pa.array([b"\x00\xff", None], pa.binary(2))})
+    fields = encode.fields_for(fixed.schema, [])
+    assert fields[0].oid == 17
+    assert _values(encode.data_rows(fixed, fields)) == [[b"\\x00ff"], [None]]
+    t = pa.table({"id": [1, 2], "b": pa.array([b"\x00\x01\xff", None], pa.binary())})
+    assert encode.copy_text(t) == b"1\t\\\\x0001ff\n2\t\\N\n"
+    assert encode.copy_csv(t, ["id", "b"]) == b"id,b\n1,\\x0001ff\n2,\n"
+
+
+def _bad_utf8() -> pa.Table:
+    offsets = pa.py_buffer(struct.pack("<iii", 0, 1, 3))
+    arr = pa.Array.from_buffers(pa.string(), 2, [None, offsets, pa.py_buffer(b"a\xff\xfe")])
+    return pa.table({"s": arr})
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        lambda t: encode.data_rows(t, encode.fields_for(t.schema, [0])),
+        lambda t: encode.data_rows(t, encode.fields_for(t.schema, [1])),
+        # the row-by-row encoder declines (None) and the vectorized one refuses
+        lambda t: (
+            encode.small_data_rows(t, encode.fields_for(t.schema, [0]))
+            or encode.data_rows(t, encode.fields_for(t.schema, [0]))
+        ),
+        lambda t: encode.copy_text(t),
+        lambda t: encode.copy_csv(t),
+    ],
+)
+def test_text_that_is_not_utf8_is_22021(how: object) -> None:
+    from fsql.errors import FsqlError
+
+    assert callable(how)
+    with pytest.raises(FsqlError) as e:
+        how(_bad_utf8())
+    assert e.value.sqlstate == "22021"
+
+
+def test_json_feature_described_as_json_by_field_metadata() -> None:
+    plain = pa.field("j", pa.string())
+    tagged = plain.with_metadata({encode.TYPE_KEY: b"json"})
+    other = plain.with_metadata({encode.TYPE_KEY: b"text"})
+    schema = pa.schema([plain, tagged, other])
+    assert [f.oid for f in encode.fields_for(schema, [])] == [25, 114, 25]
+    t = pa.table({"j": ['{"a": 1}']}, schema=pa.schema([tagged]))
+    for fmt in (0, 1):  # json's binary form is its text
+        fields = encode.fields_for(t.schema, [fmt])
+        assert _values(encode.data_rows(t, fields)) == [[b'{"a": 1}']]
+        assert encode.small_data_rows(t, fields) == encode.data_rows(t, fields)
+
+
 @pytest.mark.parametrize(
     "text", ["0", "1.5", "-12345.678", "0.0001", "100000000", "123456789.000000001", "-0.5"]
 )

@@ -244,6 +244,45 @@ def test_extended_protocol_row_limits(pg_server: Server) -> None:
         r.close()
 
 
+def test_bind_with_the_wrong_parameter_count_is_an_error_not_fatal(pg_server: Server) -> None:
+    r = Raw(pg_server.port)
+    try:
+        r.login(USER, PASSWORD)
+        q = "SELECT id FROM big WHERE id < $1 ORDER BY id"
+        bind_none = msg(b"B", cstr("") + cstr("s2") + struct.pack("!hhh", 0, 0, 0))
+        r.send(
+            msg(b"P", cstr("s2") + cstr(q) + struct.pack("!hi", 1, 20))
+            + bind_none
+            + msg(b"E", cstr("") + struct.pack("!i", 0))  # skipped until Sync
+            + msg(b"S")
+        )
+        msgs = r.until(b"Z")
+        assert [k for k, _ in msgs] == [b"1", b"E", b"Z"]
+        err = error_fields(msgs[1][1])
+        assert err["S"] == "ERROR" and err["C"] == "08P01"
+        assert err["M"] == (
+            'bind message supplies 0 parameters, but prepared statement "s2" requires 1'
+        )
+        # too many parameters, too
+        two = struct.pack("!hhi", 0, 2, 1) + b"3" + struct.pack("!i", 1) + b"4"
+        r.send(msg(b"B", cstr("") + cstr("s2") + two + struct.pack("!h", 0)) + msg(b"S"))
+        msgs = r.until(b"Z")
+        assert [k for k, _ in msgs] == [b"E", b"Z"]
+        assert "supplies 2 parameters" in error_fields(msgs[0][1])["M"]
+        # the session and the prepared statement go on
+        one = struct.pack("!hhi", 0, 1, 1) + b"3" + struct.pack("!h", 0)
+        r.send(
+            msg(b"B", cstr("") + cstr("s2") + one)
+            + msg(b"E", cstr("") + struct.pack("!i", 0))
+            + msg(b"S")
+        )
+        msgs = r.until(b"Z")
+        assert data_rows(msgs) == [[b"0"], [b"1"], [b"2"]]
+        assert data_rows(r.query("SELECT 7")) == [[b"7"]]
+    finally:
+        r.close()
+
+
 def test_configured_postgresql_replaces_the_embedded_mirror(tmp_path: Path) -> None:
     import psycopg
     import sqlalchemy as sa
