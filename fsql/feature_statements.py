@@ -8,18 +8,20 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import exp
 
+from fsql.assign import assign_column
 from fsql.catalog import FeatureGroup
 from fsql.errors import (
+    EngineError,
     FeatureNotSupported,
     InvalidParameter,
     UndefinedColumn,
     UndefinedObject,
 )
-from fsql.offline import DIALECT, col, ident, subquery
+from fsql.offline import DIALECT, ident
 from fsql.plan import execute_plan, plan_features
 from fsql.sql import nodes
 from fsql.statements import executes
-from fsql.types import clickhouse_type, from_name
+from fsql.types import from_name
 
 if TYPE_CHECKING:
     from fsql.store import Store
@@ -97,7 +99,7 @@ def create_feature_group(store: Store, node: exp.Expr) -> pa.Table:
 @executes(exp.Insert)
 def insert(store: Store, node: exp.Expr) -> pa.Table:
     """INSERT INTO fg [(cols)] VALUES ... | SELECT ...: one commit."""
-    from fsql.execute import bind_feature_groups, run_plain
+    from fsql.execute import run_plain
 
     target = node.this
     columns: list[str] | None = None
@@ -121,23 +123,25 @@ def insert(store: Store, node: exp.Expr) -> pa.Table:
             hint="Columns: " + ", ".join(fg.feature_names),
         )
     source = node.expression
+    # the source is evaluated with its own types; the values become feature
+    # types by PostgreSQL's assignment rules (fsql.assign), never by an
+    # engine CAST that would wrap, truncate or null a value that does not fit
     if isinstance(source, exp.Values):
-        select = _values_select(fg, columns, source)
+        data = _values_table(store, len(columns), source)
     else:
-        bound = bind_feature_groups(store, source)
-        select = exp.select(
-            *[
-                exp.alias_(exp.cast(col(src), _ch_type(fg, c)), ident(c))
-                for src, c in zip(_output_names(store, bound), columns, strict=False)
-            ]
-        ).from_(subquery(bound, "src"))
-        produced = _output_names(store, bound)
-        if len(produced) != len(columns):
-            raise InvalidParameter(
-                f"INSERT has {len(produced)} expressions but {len(columns)} target columns",
-                sqlstate="42601",
-            )
-    data = store.engine.query(select.sql(DIALECT))
+        data = run_plain(store, source)
+    if data.num_columns != len(columns):
+        raise InvalidParameter(
+            f"INSERT has {data.num_columns} expressions but {len(columns)} target columns",
+            sqlstate="42601",
+        )
+    data = pa.table(
+        [
+            assign_column(data.column(i), fg.feature(c).ftype, c)  # type: ignore[union-attr]
+            for i, c in enumerate(columns)
+        ],
+        names=columns,
+    )
     missing = [c for c in fg.feature_names if c not in columns]
     for c in missing:
         ftype = fg.feature(c).ftype  # type: ignore[union-attr]
@@ -146,38 +150,43 @@ def insert(store: Store, node: exp.Expr) -> pa.Table:
     return _status(f"INSERT 0 {commit.row_count}")
 
 
-def _ch_type(fg: FeatureGroup, name: str) -> exp.DataType:
-    return clickhouse_type(fg.feature(name).ftype, nullable=True)  # type: ignore[union-attr]
-
-
-def _output_names(store: Store, query: exp.Expr) -> list[str]:
-    probe = exp.select(exp.Star()).from_(subquery(query.copy(), "probe")).limit(0)
-    return store.engine.query(probe.sql(DIALECT)).column_names
-
-
-def _values_select(fg: FeatureGroup, columns: list[str], values: exp.Values) -> exp.Expr:
-    selects = []
+def _values_table(store: Store, width: int, values: exp.Values) -> pa.Table:
+    """VALUES rows evaluated by the engine with their own types. Where rows
+    mix kinds in one column the engine returns a Variant; where it finds no
+    common type at all the rows are evaluated as text, which the assignment
+    casts then parse."""
+    rows = []
     for row in values.expressions:
         items = row.expressions if isinstance(row, exp.Tuple) else [row]
-        if len(items) != len(columns):
+        if len(items) != width:
             raise InvalidParameter(
-                f"VALUES row has {len(items)} values but {len(columns)} target columns",
+                f"VALUES row has {len(items)} values but {width} target columns",
                 sqlstate="42601",
             )
-        selects.append(
-            exp.select(
-                *[
-                    exp.alias_(exp.cast(v.copy(), _ch_type(fg, c)), ident(c))
-                    for v, c in zip(items, columns, strict=True)
-                ]
-            )
-        )
-    union: exp.Expr = selects[0]
-    for s in selects[1:]:
-        union = exp.union(union, s, distinct=False)
-    return exp.select(*[col(c) for c in columns]).from_(
-        exp.Subquery(this=union, alias=exp.TableAlias(this=ident("v")))
-    )
+        rows.append(items)
+
+    def run(as_text: bool) -> pa.Table:
+        selects = []
+        for items in rows:
+            exprs = []
+            for i, v in enumerate(items):
+                v = v.copy()
+                if as_text and not isinstance(v, exp.Null):
+                    v = exp.func("toString", v)
+                exprs.append(exp.alias_(v, ident(f"c{i}")))
+            selects.append(exp.select(*exprs))
+        union: exp.Expr = selects[0]
+        for s in selects[1:]:
+            union = exp.union(union, s, distinct=False)
+        return store.engine.query(union.sql(DIALECT))
+
+    try:
+        table = run(as_text=False)
+    except EngineError as e:
+        if "Code: 386" not in e.message:  # NO_COMMON_TYPE
+            raise
+        return run(as_text=True)
+    return table  # a column mixing kinds is a Variant (Arrow union): fsql.assign splits it
 
 
 def _handle(store: Store, name: str, version: int | None = None) -> Any:
