@@ -11,6 +11,18 @@ group, for low-latency serving.
   :mod:`~fsql.online.consistency`.
 """
 
-from fsql.online.base import NotOnline, OnlineStore, OnlineStoreUnavailable
+from fsql.online.base import (
+    NotOnline,
+    OnlineCommitFailed,
+    OnlineCommitUnavailable,
+    OnlineStore,
+    OnlineStoreUnavailable,
+)
 
-__all__ = ["NotOnline", "OnlineStore", "OnlineStoreUnavailable"]
+__all__ = [
+    "NotOnline",
+    "OnlineCommitFailed",
+    "OnlineCommitUnavailable",
+    "OnlineStore",
+    "OnlineStoreUnavailable",
+]

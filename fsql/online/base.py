@@ -49,6 +49,58 @@ class OnlineStoreUnavailable(FsqlError):
     sqlstate = "08006"
 
 
+class OnlineCommitFailed(FsqlError):
+    """A commit is stored offline but its online write failed (the group is
+    marked stale). ``feature_group``, ``commit_id`` and ``reason`` say which
+    and why; :meth:`rolled_back` rewords the error when the store undoes the
+    create whose first commit this was."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        feature_group: Any,
+        commit_id: int,
+        reason: str,
+        sqlstate: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, sqlstate=sqlstate, hint=hint)
+        self.feature_group = feature_group
+        self.commit_id = commit_id
+        self.reason = reason
+
+    @staticmethod
+    def of(cause: BaseException, message: str, **kwargs: Any) -> OnlineCommitFailed:
+        """The error for ``cause``: 08006 (and an :class:`OnlineStoreUnavailable`)
+        when the online store was unreachable."""
+        if isinstance(cause, OnlineStoreUnavailable):
+            return OnlineCommitUnavailable(message, **kwargs)
+        return OnlineCommitFailed(message, **kwargs)
+
+    def rolled_back(self) -> None:
+        """The create of the feature group was undone: nothing was kept."""
+        fg = self.feature_group
+        self.message = (
+            f'feature group "{fg.name}" version {fg.version} was not created: its first '
+            "commit could not be written to the online store, so the create was rolled "
+            "back and nothing was kept, offline or online"
+        )
+        self.args = (self.message,)
+        self.detail = self.reason
+        self.hint = (
+            "Check that the online store server is up and the store's online URL is right "
+            "(fsql.connect(..., online=...)), then create the feature group again; or create "
+            "it without ONLINE and run ALTER FEATURE GROUP ... SET ONLINE later."
+        )
+
+
+class OnlineCommitUnavailable(OnlineCommitFailed, OnlineStoreUnavailable):
+    """:class:`OnlineCommitFailed` because the online store was unreachable."""
+
+    sqlstate = "08006"
+
+
 class NotOnline(FsqlError):
     """A lookup asked for a feature group that is not online."""
 

@@ -9,13 +9,18 @@ order; an unknown key gives NULLs (typed, in the Arrow form).
 Every commit of an online feature group is applied here (``after_commit``);
 if the online store fails, the commit stays (it is durable offline), the
 group is marked stale in the catalog, and the error says so: the next commit,
-``fsql materialize`` or the first lookup after a toggle repairs it.
+``fsql materialize`` or the first lookup after a toggle repairs it. The
+exception is the first commit of a ``create_feature_group(..., data)``: the
+store rolls the create back, and the error then says that nothing was kept
+(:meth:`OnlineService.drop` sees the rollback).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,6 +43,7 @@ from fsql.online import state as st
 from fsql.online.base import (
     Codec,
     NotOnline,
+    OnlineCommitFailed,
     OnlineStore,
     OnlineStoreUnavailable,
     column_to_prims,
@@ -120,6 +126,8 @@ class OnlineService:
         self._codecs: dict[int, Codec] = {}
         self._plans: dict[Any, VectorPlan] = {}
         self._statements: dict[str, Any] = {}  # fsql.online.prepared
+        # the last commit whose online write failed: (feature group id, error)
+        self._failed_commit: tuple[int, OnlineCommitFailed] | None = None
         self.generation = 0  # bumped whenever cached plans are dropped (catalog changes)
         self._lock = threading.RLock()
         self._engine = store.catalog.engine
@@ -217,14 +225,19 @@ class OnlineService:
         except Exception as e:
             message = e.message if isinstance(e, FsqlError) else str(e)
             st.put(catalog, fg.id, st.STALE, keep_commit=True, error=message)
-            cls = OnlineStoreUnavailable if isinstance(e, OnlineStoreUnavailable) else FsqlError
-            raise cls(
+            err = OnlineCommitFailed.of(
+                e,
                 f'commit {commit.id} of feature group "{fg.name}" is stored offline, but the '
                 f"online store was not updated: {message}",
                 hint=f"Online lookups of {fg.name} serve older values until `fsql materialize "
                 f"{fg.name}` (or the next commit) repairs them; `fsql check-consistency "
                 f"{fg.name}` lists the differences.",
-            ) from e
+                feature_group=fg,
+                commit_id=commit.id,
+                reason=message,
+            )
+            self._failed_commit = (fg.id, err)
+            raise err from e
 
     def _materialize_full(self, fg: FeatureGroup) -> int:
         codec = self.codec(fg)
@@ -296,18 +309,28 @@ class OnlineService:
             st.clear(self.store.catalog, record.id)
 
     def drop(self, fg: FeatureGroup) -> None:
-        """Remove a feature group's online rows (when it is dropped)."""
+        """Remove a feature group's online rows (when it is dropped).
+
+        Called while the error of a failed online write of ``fg`` is being
+        handled, this is the rollback of a create whose first commit never
+        reached the online store: the error is reworded to say so, and there
+        is no warning about rows left behind (a failed write keeps none)."""
+        failed = self._failed_commit
+        rollback = failed is not None and failed[0] == fg.id and sys.exc_info()[1] is failed[1]
+        if rollback:
+            assert failed is not None
+            self._failed_commit = None
+            failed[1].rolled_back()
         if fg.online or st.get(self.store.catalog, fg.id) is not None:
             try:
                 self.backend.drop(self.codec(fg).table)
             except OnlineStoreUnavailable as e:
-                # the group goes anyway; its online rows stay behind on the server
-                import warnings
-
-                warnings.warn(
-                    f'online rows of "{fg.name}" v{fg.version} were not dropped: {e.message}',
-                    stacklevel=2,
-                )
+                if not rollback:
+                    # the group goes anyway; its online rows stay behind on the server
+                    warnings.warn(
+                        f'online rows of "{fg.name}" v{fg.version} were not dropped: {e.message}',
+                        stacklevel=2,
+                    )
 
     def warm(self) -> int:
         """Load every online group into the embedded store's memory now (a
