@@ -183,6 +183,7 @@ class Mirror:
                         fg.version,
                         fg.description,
                         fg.primary_key,
+                        fg.event_time,
                         tuple((f.name, f.type, f.description) for f in fg.features),
                     )
                     for p, fgs in state.items()
@@ -240,7 +241,9 @@ class Mirror:
         cols = []
         for f in fg.features:
             ftype = from_name(f.type).name  # canonical spelling, never raw text
-            null = sql.SQL(" NOT NULL") if f.name in fg.primary_key else sql.SQL("")
+            # the primary key and the event time are never NULL in the store
+            required = f.name in fg.primary_key or f.name == fg.event_time
+            null = sql.SQL(" NOT NULL") if required else sql.SQL("")
             cols.append(sql.SQL("{} {}{}").format(sql.Identifier(f.name), sql.SQL(ftype), null))
         if fg.primary_key:
             cols.append(

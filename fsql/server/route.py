@@ -22,6 +22,7 @@ FETCH = "fetch"
 CLOSE = "close"
 COPY = "copy"
 UNSUPPORTED = "unsupported"
+REFUSED = "refused"  # a statement fsql refuses with 0A000; Route.error says why
 
 # statements that belong to the session: they run on the mirror
 _SESSION_WORDS = {
@@ -191,6 +192,8 @@ class Route:
     inner: str = ""  # DECLARE's / COPY's query text
     count: int | None = None  # FETCH count, None for ALL
     copy_options: dict[str, str] = field(default_factory=dict)
+    error: str = ""  # REFUSED: the message
+    hint: str = ""
     cache: dict[str, bytes] = field(default_factory=dict)  # encoded constant results
 
 
@@ -287,10 +290,35 @@ def _fetch(w: list[str]) -> Route:
     return Route(FETCH, w[0], name=name, count=count, returns_rows=w[0] == "fetch")
 
 
+_COPY_HINT = "Use COPY (query) TO STDOUT [WITH (FORMAT csv, HEADER)]; load data with INSERT."
+
+
+def _copy_direction(text: str, w: list[str]) -> tuple[str, str]:
+    """("to" | "from" | "", the word after it) of a COPY, outside its query."""
+    depth = 0
+    for i, x in enumerate(w[1:], 1):
+        if x == "(":
+            depth += 1
+        elif x == ")":
+            depth -= 1
+        elif depth == 0 and x in ("to", "from"):
+            return x, w[i + 1] if i + 1 < len(w) else ""
+    return "", ""
+
+
 def _copy(text: str, w: list[str]) -> Route:
     # COPY (query) TO STDOUT [WITH] [(FORMAT csv, HEADER ...)] | COPY table [(cols)] TO STDOUT
-    if "from" in w and "stdin" in w and "(" not in w[:2]:
-        return Route(MIRROR, "copy")  # refused by the session
+    direction, target = _copy_direction(text, w)
+    if direction == "from":
+        what = "FROM STDIN" if target == "stdin" else "FROM a file or program"
+        return Route(REFUSED, "copy", error=f"COPY ... {what} is not supported", hint=_COPY_HINT)
+    if direction == "to" and target != "stdout":
+        return Route(
+            REFUSED,
+            "copy",
+            error="COPY to a file is not supported: use COPY (...) TO STDOUT",
+            hint=_COPY_HINT,
+        )
     if "stdout" not in w:
         return Route(ENGINE, "copy")
     options: dict[str, str] = {}
@@ -325,7 +353,53 @@ def _copy(text: str, w: list[str]) -> Route:
                             return Route(MIRROR, "copy")
                         return Route(COPY, "copy", inner=inner, copy_options=options)
         return Route(ENGINE, "copy")
-    return Route(MIRROR, "copy")
+    inner = _copy_table_query(w)
+    if inner is None:
+        return Route(ENGINE, "copy")  # the engine reports the syntax error
+    if _is_catalog(w):
+        return Route(MIRROR, "copy")
+    return Route(COPY, "copy", inner=inner, copy_options=options)
+
+
+def _copy_table_query(w: list[str]) -> str | None:
+    """``COPY [schema.]table [(col, ...)] TO ...`` as ``SELECT cols FROM
+    table``, built as a sqlglot tree from the words (never spliced text)."""
+    from sqlglot import exp
+
+    from fsql.sql.dialect import FSQL
+
+    names, i = [], 1
+    while i < len(w) and _is_name(w[i]):
+        names.append(_name(w[i]))
+        if i + 1 < len(w) and w[i + 1] == ".":
+            i += 2
+            continue
+        i += 1
+        break
+    if not 1 <= len(names) <= 2:
+        return None
+    columns: list[exp.Expr] = []
+    if i < len(w) and w[i] == "(":
+        i += 1
+        while i < len(w) and _is_name(w[i]):
+            columns.append(exp.column(exp.to_identifier(_name(w[i]), quoted=True)))
+            i += 1
+            if i < len(w) and w[i] == ",":
+                i += 1
+        if i >= len(w) or w[i] != ")" or not columns:
+            return None
+        i += 1
+    if i >= len(w) or w[i] != "to":
+        return None
+    table = exp.table_(
+        exp.to_identifier(names[-1], quoted=True),
+        db=exp.to_identifier(names[0], quoted=True) if len(names) == 2 else None,
+    )
+    return exp.select(*(columns or [exp.Star()])).from_(table).sql(dialect=FSQL)
+
+
+def _is_name(word: str) -> bool:
+    return word.startswith('"') or bool(re.fullmatch(r"[a-z_][a-z0-9_$]*", word))
 
 
 # --- constant SELECTs answered without the engine ------------------------------

@@ -237,6 +237,7 @@ class Server:
             from sqlglot import exp
 
             from fsql.sql.dialect import FSQL, parse
+            from fsql.sql.nodes import SelectFeatures
 
             statements = parse(text)
             if len(statements) == 1 and isinstance(statements[0], exp.Query):
@@ -247,9 +248,29 @@ class Server:
                     .sql(dialect=FSQL)
                 )
                 return self._run_sql(wrapped, params)
+            if len(statements) == 1 and isinstance(statements[0], SelectFeatures):
+                # the same statement with LIMIT 0: planned and run, no rows read
+                probe = statements[0].copy()
+                probe.set("limit", exp.Limit(expression=exp.Literal.number(0)))
+                probe.set("offset", None)
+                return self._run_tree(probe, params)
         except FsqlError:
             pass
         return self._run_sql(text, params)
+
+    def _run_tree(self, statement: Any, params: list[Any]) -> pa.Table:
+        """A parsed statement with its parameters bound as literal nodes."""
+        from fsql.execute import run_statement
+        from fsql.params import bind
+
+        try:
+            return run_statement(self.store, bind(statement, params) if params else statement)
+        except FsqlError as e:
+            if e.sqlstate == "XX000":
+                e.sqlstate = clickhouse_sqlstate(e.message) or e.sqlstate
+            raise
+        except Exception as e:
+            raise FsqlError(f"{type(e).__name__}: {e}", sqlstate="XX000") from None
 
     async def describe_params(self, project: str, text: str) -> list[int] | None:
         """Types of untyped parameters: PostgreSQL's inference over the mirror,
@@ -268,6 +289,7 @@ class Server:
         from sqlglot import exp
 
         from fsql.sql.dialect import parse
+        from fsql.sql.nodes import SelectFeatures
 
         try:
             statements = parse(text)
@@ -283,9 +305,17 @@ class Server:
                 index = ref.this if isinstance(ref, exp.Literal) else ref
                 if not str(index).isdigit():
                     continue
-                parent = node.parent
+                child, parent = node, node.parent
                 while isinstance(parent, exp.Paren | exp.Tuple):
-                    parent = parent.parent
+                    child, parent = parent, parent.parent
+                if isinstance(parent, SelectFeatures) and child.arg_key == "as_of":
+                    found[int(str(index))] = self._as_of_oid(parent)
+                    continue
+                if (
+                    isinstance(parent, SelectFeatures) and child.arg_key == "system_time"
+                ) or isinstance(parent, exp.Version):
+                    found[int(str(index))] = 1184  # a system (commit) time is an instant
+                    continue
                 other: object = None
                 if isinstance(parent, exp.Binary):
                     other = parent.left if parent.right is node else parent.right
@@ -299,6 +329,18 @@ class Server:
         if not found:
             return None
         return [found.get(i, 0) for i in range(1, max(found) + 1)]
+
+    def _as_of_oid(self, node: Any) -> int:
+        """The type of ``AS OF $n`` in a SELECT FEATURES: that of the event
+        time of the feature groups it names (timestamptz when any has one, else
+        timestamp, which fsql reads as UTC)."""
+        from sqlglot import exp
+
+        names = {c.name for e in node.expressions for c in e.find_all(exp.Column)}
+        groups = [fg for fg in self.store.feature_groups() if fg.event_time]
+        named = [fg for fg in groups if names & {f.name for f in fg.features}] or groups
+        types = {f.ftype.pg_oid for fg in named for f in fg.features if f.name == fg.event_time}
+        return 1184 if 1184 in types else 1114
 
     async def catalog_changed(self) -> None:
         try:

@@ -741,7 +741,7 @@ class Session:
             stmt.fields = encode.fields_for(r.const.schema, [])
         elif r.kind in (route.ENGINE,) and r.returns_rows:
             table = await self.server.schema_of(
-                stmt.text, [None] * len(stmt.param_oids), self.database
+                stmt.text, [describe_value(o) for o in stmt.param_oids], self.database
             )
             stmt.fields = encode.fields_for(table.schema, []) if table.num_columns else []
         elif r.kind == route.FETCH and r.returns_rows:
@@ -859,6 +859,8 @@ class Session:
         if r.kind == route.EMPTY:
             self.write(p.EMPTY_QUERY)
             return
+        if r.kind == route.REFUSED:
+            raise FsqlError(r.error, sqlstate="0A000", hint=r.hint or None)
         if r.kind == route.UNSUPPORTED:
             raise FsqlError(
                 f"{r.first.upper()} {r.inner.upper()} is not supported: "
@@ -1109,6 +1111,20 @@ def command_tag(r: route.Route, text: str, result: pa.Table, rows: int | None = 
 
 
 # --- parameters -------------------------------------------------------------------
+
+
+def describe_value(oid: int) -> Any:
+    """A stand-in for a parameter while a statement is described (run with
+    LIMIT 0): a time where a time is needed (``AS OF $1`` cannot be NULL),
+    else NULL."""
+    now = dt.datetime.now(dt.UTC)
+    if oid == 1184:
+        return now
+    if oid == 1114:
+        return now.replace(tzinfo=None)
+    if oid == 1082:
+        return now.date()
+    return None
 
 
 def decode_param(raw: bytes | None, oid: int, fmt: int) -> Any:

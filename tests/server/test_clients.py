@@ -52,10 +52,44 @@ def test_psql_plain_fsql_and_describe(pg_server: Server) -> None:
     assert "1|10.5\n1|30.25\n2|20\n3|\n(4 rows)" in out
     assert "customer_id|amount\n1|10.5\n2|20\n3|\n(3 rows)" in out
     # \d answered by the mirror: types, not-null key, primary key index
-    assert "amount|double precision" in out
-    assert "customer_id|bigint" in out
+    assert "amount|double precision|||\n" in out
+    assert "customer_id|bigint||not null|" in out
+    assert "event_ts|timestamp without time zone||not null|" in out  # the event time too
     assert '"transactions_pkey" PRIMARY KEY, btree (customer_id)' in out
     assert "public|transactions|table" in out and "public|transactions_v1|table" in out
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
+def test_psql_copy_refusals_and_copy_of_a_table(pg_server: Server, tmp_path: Path) -> None:
+    src = tmp_path / "rows.csv"
+    src.write_text("9,x\n")
+    target = tmp_path / "out.csv"
+    r = psql(
+        pg_server,
+        "COPY transactions FROM STDIN",
+        f"\\copy transactions (customer_id, name) FROM '{src}' WITH (FORMAT csv)",
+        "COPY (SELECT customer_id FROM transactions) TO '/tmp/fsql-copy-refused'",
+        "COPY transactions TO PROGRAM 'cat'",
+        "COPY transactions (customer_id, name) TO STDOUT WITH (FORMAT csv, HEADER)",
+        f"\\copy (SELECT name FROM transactions ORDER BY name) TO '{target}'",
+        "SELECT count(*) AS n FROM transactions",
+    )
+    errors = [line for line in r.stderr.splitlines() if line.startswith("ERROR:")]
+    assert errors == [
+        "ERROR:  0A000: COPY ... FROM STDIN is not supported",
+        "ERROR:  0A000: COPY ... FROM STDIN is not supported",  # what \\copy FROM sends
+        "ERROR:  0A000: COPY to a file is not supported: use COPY (...) TO STDOUT",
+        "ERROR:  0A000: COPY to a file is not supported: use COPY (...) TO STDOUT",
+    ], r.stderr
+    assert "permission denied" not in r.stderr and "ClickHouse" not in r.stderr
+    assert "HINT:  Use COPY (query) TO STDOUT" in r.stderr
+    # COPY of a feature group by name reads the store (not the mirror's empty table)
+    lines = r.stdout.splitlines()
+    start = lines.index("customer_id,name")
+    assert sorted(lines[start + 1 : start + 5]) == ["1,a", "1,d", "2,b", "3,c"]
+    assert target.read_text() == "a\nb\nc\nd\n"  # \\copy TO a client file is TO STDOUT
+    assert "n\n4\n(1 row)" in r.stdout  # nothing was loaded, the session went on
+    assert not Path("/tmp/fsql-copy-refused").exists()
 
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
@@ -327,6 +361,20 @@ def test_asyncpg(pg_server: Server) -> None:
             # an FSQL statement with an untyped parameter: typed from the feature it meets
             got = await c.fetch("SELECT FEATURES amount, name WHERE customer_id = $1", 1)
             assert [tuple(r) for r in got] == [(1, 30.25, "d")]
+            # AS OF $1: typed as the event time (timestamp), described without running
+            # the statement with a NULL time
+            got = await c.fetch("SELECT FEATURES amount AS OF $1", dt.datetime(2024, 1, 15))
+            assert [tuple(r) for r in got] == AS_OF_ROWS
+            stmt = await c.prepare("SELECT FEATURES amount AS OF $1 WHERE customer_id = $2")
+            assert [t.name for t in stmt.get_parameters()] == ["timestamp", "int8"]
+            assert [a.name for a in stmt.get_attributes()] == ["customer_id", "amount"]
+            assert [tuple(r) for r in await stmt.fetch(dt.datetime(2024, 1, 15), 1)] == [(1, 10.5)]
+            # FOR SYSTEM_TIME AS OF $1: timestamptz (a commit time is an instant)
+            now = dt.datetime.now(dt.UTC)
+            got = await c.fetch("SELECT FEATURES amount FOR SYSTEM_TIME AS OF $1", now)
+            assert sorted(tuple(r) for r in got) == [(1, 30.25), (2, 20.0), (3, None)]
+            got = await c.fetch("SELECT count(*) FROM transactions FOR SYSTEM_TIME AS OF $1", now)
+            assert [tuple(r) for r in got] == [(4,)]
             async with c.transaction():  # portals with a row limit
                 got = [
                     r["id"] async for r in c.cursor("SELECT id FROM big ORDER BY id", prefetch=500)
@@ -356,6 +404,10 @@ def test_pg8000(pg_server: Server) -> None:
         assert c.run("SELECT count(*) FROM big WHERE id < :n", n=1000) == [[1000]]
         got = c.run("SELECT FEATURES amount, name WHERE customer_id = :id", id=2)
         assert [tuple(r) for r in got] == [(2, 20.0, "b")]
+        got = c.run("SELECT FEATURES amount AS OF :t", t=dt.datetime(2024, 1, 15))
+        assert [tuple(r) for r in got] == AS_OF_ROWS
+        got = c.run("SELECT FEATURES amount FOR SYSTEM_TIME AS OF :t", t=dt.datetime.now(dt.UTC))
+        assert sorted(tuple(r) for r in got) == [(1, 30.25), (2, 20.0), (3, None)]
     finally:
         c.close()
 

@@ -145,6 +145,26 @@ def test_routes_and_splitting() -> None:
     assert classify("FETCH BACKWARD 1 FROM c").kind == "unsupported"
 
 
+def test_copy_routes() -> None:
+    for text in ("COPY t FROM STDIN", "copy t (a, b) from stdin with (format csv)"):
+        r = classify(text)
+        assert (r.kind, r.error) == ("refused", "COPY ... FROM STDIN is not supported")
+    assert classify("COPY t FROM '/etc/passwd'").error.startswith("COPY ... FROM a file")
+    for text in ("COPY (SELECT a FROM t) TO '/tmp/x'", "COPY t TO PROGRAM 'cat'"):
+        r = classify(text)
+        assert r.kind == "refused" and r.error.startswith("COPY to a file is not supported")
+    r = classify("COPY (SELECT a FROM t WHERE b = 'from') TO STDOUT (FORMAT csv, HEADER)")
+    assert (r.kind, r.inner, r.copy_options) == (
+        "copy",
+        "SELECT a FROM t WHERE b = 'from'",
+        {"format": "csv", "header": "true"},
+    )
+    # a table by name: a query built as a tree, names quoted, never spliced
+    r = classify('COPY public."My fg" (k, "x y") TO STDOUT')
+    assert (r.kind, r.inner) == ("copy", 'SELECT "k", "x y" FROM "public"."My fg"')
+    assert classify("COPY pg_class TO STDOUT").kind == "mirror"
+
+
 def test_decode_params() -> None:
     assert decode_param(b"42", 20, 0) == 42
     assert decode_param(struct.pack("!q", -7), 20, 1) == -7
