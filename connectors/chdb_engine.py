@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import pyarrow as pa
 from sqlglot import exp
 
-from fsql.connectors.engine import input_ref
-from fsql.errors import EngineError, StoreInUse
+from fsql.connectors.engine import BeforeRun, TranslateError, before_run, engine_error, input_ref
+from fsql.errors import StoreInUse
 from fsql.sql.engine_dialect import DIALECT
 
 _OPEN_PATH: str | None = None
@@ -21,6 +21,9 @@ class ChdbEngine:
     process must wait until the first is closed."""
 
     name = "chdb"
+    # hooks (see fsql.connectors.engine): set by fsql.on_demand
+    before_run: BeforeRun | None = None
+    translate_error: TranslateError | None = None
 
     def __init__(self, path: str) -> None:
         global _OPEN_PATH
@@ -58,9 +61,10 @@ class ChdbEngine:
         try:
             return self._session.query(sql, fmt)
         except Exception as e:  # chDB raises bare RuntimeError/ChdbError
-            raise EngineError(_clean(str(e)), detail=sql[:2000]) from None
+            raise engine_error(self, _clean(str(e)), sql) from None
 
     def query(self, sql: str, inputs: Sequence[pa.Table] = ()) -> pa.Table:
+        before_run(self, sql)
         if inputs:
             with self._input_lock:
                 result = self._run(sql, "ArrowTable", *inputs)
@@ -70,11 +74,12 @@ class ChdbEngine:
         return naive_timestamps(result)
 
     def stream(self, sql: str, batch_rows: int = 65536) -> pa.RecordBatchReader:
+        before_run(self, sql)
         try:
             res = self._session.send_query(sql, "Arrow")
             reader: pa.RecordBatchReader = res.record_batch(rows_per_batch=batch_rows)
         except Exception as e:
-            raise EngineError(_clean(str(e)), detail=sql[:2000]) from None
+            raise engine_error(self, _clean(str(e)), sql) from None
         schema = _naive_schema(reader.schema)
         if schema.equals(reader.schema):
             return reader
@@ -83,6 +88,7 @@ class ChdbEngine:
         )
 
     def execute(self, sql: str, inputs: Sequence[pa.Table] = ()) -> None:
+        before_run(self, sql)
         if inputs:
             with self._input_lock:
                 self._run(sql, "Null", *inputs)

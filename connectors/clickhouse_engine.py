@@ -38,6 +38,7 @@ import sqlglot
 from sqlglot import exp
 
 from fsql.connectors.chdb_engine import NAIVE_TZ, _naive_schema, naive_timestamps
+from fsql.connectors.engine import BeforeRun, TranslateError, before_run, engine_error
 from fsql.errors import ConnectionFailure, EngineError, InvalidParameter
 from fsql.types import clickhouse_type, from_arrow
 
@@ -159,6 +160,9 @@ class ClickHouseEngine:
     """
 
     name = "clickhouse"
+    # hooks (see fsql.connectors.engine): set by fsql.on_demand
+    before_run: BeforeRun | None = None
+    translate_error: TranslateError | None = None
 
     def __init__(self, url: str) -> None:
         import clickhouse_connect
@@ -182,14 +186,16 @@ class ClickHouseEngine:
     # queries ------------------------------------------------------------
 
     def query(self, sql: str, inputs: Sequence[pa.Table] = ()) -> pa.Table:
+        before_run(self, sql)
         with self._lock, self._inputs(sql, inputs) as text:
             try:
                 result = self._client.query_arrow(text, use_strings=True)
             except Exception as e:
-                raise EngineError(_clean(e), detail=text[:2000]) from None
+                raise engine_error(self, _clean(e), text) from None
         return naive_timestamps(result)
 
     def stream(self, sql: str, batch_rows: int = 65536) -> pa.RecordBatchReader:
+        before_run(self, sql)
         settings = {"max_block_size": batch_rows}
         with self._lock:
             try:
@@ -198,7 +204,7 @@ class ClickHouseEngine:
                 batches: Iterator[Any] = iter(stream)
                 first = next(batches, None)
             except Exception as e:
-                raise EngineError(_clean(e), detail=sql[:2000]) from None
+                raise engine_error(self, _clean(e), sql) from None
         if first is None:
             context.__exit__(None, None, None)
             return pa.RecordBatchReader.from_batches(self.query(sql).schema, iter(()))
@@ -211,13 +217,14 @@ class ClickHouseEngine:
                 for item in batches:
                     yield _cast_batch(_as_batch(item), schema)
             except Exception as e:
-                raise EngineError(_clean(e), detail=sql[:2000]) from None
+                raise engine_error(self, _clean(e), sql) from None
             finally:
                 context.__exit__(None, None, None)
 
         return pa.RecordBatchReader.from_batches(schema, gen())
 
     def execute(self, sql: str, inputs: Sequence[pa.Table] = ()) -> None:
+        before_run(self, sql)
         with self._lock:
             if inputs:
                 direct = _direct_insert(_parse(sql), len(inputs))
@@ -237,7 +244,7 @@ class ClickHouseEngine:
                 try:
                     self._client.command(text)
                 except Exception as e:
-                    raise EngineError(_clean(e), detail=text[:2000]) from None
+                    raise engine_error(self, _clean(e), text) from None
 
     def insert(self, target: exp.Table, data: pa.Table) -> None:
         with self._lock:

@@ -8,11 +8,13 @@ the server engine uploads into a temporary table first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import pyarrow as pa
 from sqlglot import exp
+
+from fsql.errors import EngineError, FsqlError
 
 MAX_INPUTS = 4
 
@@ -46,3 +48,37 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# Hooks another layer may set on an engine object (both engines run them;
+# an engine without them simply has none):
+#
+# - ``before_run(sql)`` runs before each statement is sent: an on-demand
+#   group in fetch mode loads its temporary table there, and only when a
+#   statement that reads it runs (so EXPLAIN, which runs nothing, fetches
+#   nothing);
+# - ``translate_error(sql, error)`` may replace an engine error with a
+#   clearer one (an error a source raised while the engine read it, named by
+#   connector and source object).
+BeforeRun = Callable[[str], None]
+TranslateError = Callable[[str, FsqlError], FsqlError]
+
+
+def before_run(engine: Any, sql: str) -> None:
+    hook: BeforeRun | None = getattr(engine, "before_run", None)
+    if hook is not None:
+        hook(sql)
+
+
+def engine_error(engine: Any, message: str, sql: str) -> FsqlError:
+    """The error for a statement the engine rejected: an :class:`EngineError`
+    with the SQL as detail, unless the engine's ``translate_error`` hook
+    gives a better one."""
+    error: FsqlError = EngineError(message, detail=sql[:2000])
+    hook: TranslateError | None = getattr(engine, "translate_error", None)
+    if hook is None:
+        return error
+    try:
+        return hook(sql, error)
+    except Exception:  # a failing translation must not hide the error
+        return error

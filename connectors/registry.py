@@ -12,6 +12,7 @@ fetch through the connector's own client into Arrow.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -291,9 +292,93 @@ def classify(conn: SourceConnector, e: Exception, objects: str) -> FsqlError:
             sqlstate="08001",
             hint="Check host, port and database, and that the server is running.",
         )
-    if sqlstate.startswith("42"):
-        return FsqlError(f"{what}: {text}", sqlstate=sqlstate)
+    if len(sqlstate) == 5 and sqlstate[:2] not in ("00", "01", "02"):
+        return FsqlError(f"{what}: {text}", sqlstate=sqlstate)  # the source's own
+    for words, code in _SOURCE_MESSAGES:  # clients that give no SQLSTATE (PyMySQL)
+        if words in low:
+            return FsqlError(f"{what}: {text}", sqlstate=code)
     return FsqlError(f"{what}: {text}", sqlstate="58000")
+
+
+# PostgreSQL messages (the engine passes the text, not the SQLSTATE) -> SQLSTATE;
+# the first match wins, so specific phrases come before general ones
+_SOURCE_MESSAGES = (
+    ("division by zero", "22012"),
+    ("division by 0", "22012"),
+    ("date/time field value out of range", "22008"),
+    ("out of range", "22003"),
+    ("numeric field overflow", "22003"),
+    ("invalid input syntax", "22P02"),
+    ("invalid input value", "22P02"),
+    ("value too long", "22001"),
+    ("cannot take logarithm", "2201E"),
+    ("cannot take square root", "2201F"),
+    ("invalid regular expression", "2201B"),
+    ("canceling statement due to statement timeout", "57014"),
+    ("permission denied", "42501"),
+)
+_CONNECT_CODES = ("Code: 614.", "Code: 279.")  # PostgreSQL / MySQL connection failures
+_SOURCE_MARKERS = ("pqxx::", "mysqlxx::", "postgresql", "mysql")
+
+
+def is_source_error(message: str) -> bool:
+    """Whether an engine message reports something a PostgreSQL or MySQL
+    source (or the engine's reading of one) raised."""
+    low = message.lower()
+    return message.startswith(_CONNECT_CODES) or any(m in low for m in _SOURCE_MARKERS)
+
+
+def source_message(message: str) -> str:
+    """The source's own words inside an engine message: without the engine's
+    code, exception class and transport framing."""
+    text = message.strip()
+    for marker in ("ERROR:", "FATAL:"):
+        at = text.find(marker)
+        if at >= 0:
+            text = text[at + len(marker) :]
+            break
+    else:
+        at = text.rfind("::Exception: ")
+        if at >= 0:
+            text = text[at + len("::Exception: ") :]
+        elif text.startswith("Code:") and "DB::Exception: " in text:
+            text = text.split("DB::Exception: ", 1)[1]
+    text = " ".join(text.split())
+    # mysqlxx ends with "((nullptr):0)." or " (127.0.0.1:3306)."; the connector names where
+    text = re.sub(r"\s*\(\(nullptr\):\d+\)\.?$", "", text)
+    text = re.sub(r"\s*\([\w.\-]+:\d+\)\.?$", "", text)
+    text = text.rstrip(" .")
+    return text
+
+
+def classify_engine_error(conn: SourceConnector, message: str, objects: str) -> FsqlError:
+    """An error a source raised while the engine read it (pushdown mode),
+    named by connector and source objects; the source's SQLSTATE where its
+    message gives it away. The engine SQL is not kept: it is internal."""
+    text = conn.redact(source_message(message))
+    low = text.lower()
+    if message.startswith(_CONNECT_CODES):
+        return classify_connect(conn, Exception(text))
+    if "cannot parse" in message.lower() and "value" in message.lower():
+        return FsqlError(
+            f"{conn.label(objects or None)}: the engine cannot hold a value the source "
+            f"returned: {text}",
+            sqlstate="22003",
+            hint="Read it through an on-demand feature group whose query CASTs the column "
+            "to a type that holds every value (numeric(p,s), double precision, text).",
+        )
+    for words, sqlstate in _SOURCE_MESSAGES:
+        if words in low:
+            return FsqlError(
+                f"{conn.label(objects or None)}: {text}",
+                sqlstate=sqlstate,
+                hint="The source raised this while computing the rows; check the data "
+                "or the source view the query reads.",
+            )
+    error = classify(conn, Exception(text), objects)
+    if error.sqlstate == "58000" and "data_exception" in message:
+        error.sqlstate = "22000"
+    return error
 
 
 def unmappable(conn: SourceConnector, column: str, source_type: str) -> DatatypeMismatch:

@@ -35,8 +35,9 @@ Secrets: a table function's password argument is the query parameter
 from __future__ import annotations
 
 import itertools
+import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ from fsql.connectors.registry import SourceColumn, SourceConnector, make_connect
 from fsql.errors import (
     DatatypeMismatch,
     FeatureNotSupported,
+    FsqlError,
     InvalidParameter,
     UndefinedColumn,
 )
@@ -353,13 +355,7 @@ def source(
         mode = "pushdown"
     else:
         columns = described or conn.describe(query, engine)
-        try:
-            data = conn.fetch(query, columns)
-        except DatatypeMismatch as e:
-            raise DatatypeMismatch(
-                f'on-demand feature group "{fg.name}": {conn.label()}: {e.message}', hint=e.hint
-            ) from None
-        inner = exp.select(exp.Star()).from_(_load_temp(engine, fg, columns, data))
+        inner = exp.select(exp.Star()).from_(_temp_relation(engine, conn, fg, query, columns))
         mode = "fetch"
     outer_cols: list[exp.Expr] = []
     not_null = set(fg.primary_key) | ({fg.event_time} if fg.event_time else set())
@@ -463,8 +459,107 @@ def _verify(
 
 def _set_secret(engine: Engine, conn: SourceConnector) -> exp.Expression:
     """Set the connector's secret as a session query parameter; return the
-    placeholder that reads it."""
-    return conn.engine_secret(engine)
+    placeholder that reads it. Registers the connector with the engine's
+    error hook, so an error the source raises while the engine reads it is
+    reported by connector and source object."""
+    placeholder = conn.engine_secret(engine)
+    _hooks(engine).connectors[conn.id] = conn
+    return placeholder
+
+
+# engine hooks: source errors in pushdown reads, fetches only when run ---------
+
+_SECRET_RE = re.compile(r"\{\s*fsql_secret_(\d+)\s*:")
+
+
+class _EngineHooks:
+    """What this module keeps per engine object (an attribute, so it ends
+    with the engine): the connectors whose table functions the engine may
+    run (by id, as the secret parameter names them) and the fetch-mode
+    loads not run yet (temporary table -> loader)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.connectors: dict[int, SourceConnector] = {}
+        self.pending: dict[str, Callable[[], None]] = {}
+        self.tables: dict[int, list[str]] = {}  # fg id -> its temporary tables
+        self.temp_ready = False  # the temporary database was set up
+        self.lock = threading.RLock()
+        if hasattr(engine, "translate_error"):
+            engine.translate_error = self.translate_error  # type: ignore[attr-defined]
+        self.lazy = hasattr(engine, "before_run")
+        if self.lazy:
+            engine.before_run = self.before_run  # type: ignore[attr-defined]
+
+    def before_run(self, sql: str) -> None:
+        if not self.pending:
+            return
+        with self.lock:
+            due = [n for n in self.pending if f'"{TEMP_DATABASE}"."{n}"' in sql]
+            loads = [self.pending.pop(n) for n in due]
+        for load in loads:
+            load()
+
+    def translate_error(self, sql: str, error: FsqlError) -> FsqlError:
+        """An engine error while reading pushed-down sources: when the source
+        raised it, the same error naming the connector and source objects
+        (with the source's SQLSTATE where recoverable), without the engine
+        SQL."""
+        from fsql.connectors.registry import classify_engine_error, is_source_error
+
+        ids = [int(i) for i in dict.fromkeys(_SECRET_RE.findall(sql))]
+        involved = [self.connectors[i] for i in ids if i in self.connectors]
+        if not involved or not is_source_error(error.message):
+            return error
+        low = error.message.lower()
+        kind = (
+            "mysql" if "mysql" in low else "postgres" if "pqxx" in low or "postgres" in low else ""
+        )
+        matching = [c for c in involved if c.type_name == kind] or involved
+        objects = _engine_source_objects(sql)
+        conn = matching[0]
+        if len(matching) > 1:
+            # which of them failed the engine does not say: name them all
+            names = ", ".join(f'"{c.name}"' for c in matching)
+            found = classify_engine_error(conn, error.message, "")
+            found.message = found.message.replace(conn.label(), f"one of connectors {names}", 1)
+            return found
+        return classify_engine_error(conn, error.message, ", ".join(objects.get(conn.id, [])))
+
+
+def _hooks(engine: Engine) -> _EngineHooks:
+    with _temp_lock:
+        found = getattr(engine, _HOOKS_ATTR, None)
+        if found is None:
+            found = _EngineHooks(engine)
+            setattr(engine, _HOOKS_ATTR, found)
+        return found  # type: ignore[no-any-return]
+
+
+def _engine_source_objects(sql: str) -> dict[int, list[str]]:
+    """connector id -> the source tables its table functions read in ``sql``
+    (``postgresql(host, db, table, user, {fsql_secret_N: String}, schema)``,
+    ``mysql(host, db, table, user, {fsql_secret_N: String})``)."""
+    import sqlglot
+
+    out: dict[int, list[str]] = {}
+    try:
+        tree = sqlglot.parse_one(sql, read=DIALECT)
+    except Exception:  # the names are a courtesy; the error stands without them
+        return out
+    for fn in tree.find_all(exp.Anonymous):
+        name = str(fn.this).lower()
+        args = fn.expressions
+        if name not in ("postgresql", "mysql") or len(args) < 5:
+            continue
+        secret = args[4]
+        m = _SECRET_RE.search(secret.sql(DIALECT)) if isinstance(secret, exp.Placeholder) else None
+        if m is None or not isinstance(args[2], exp.Literal):
+            continue
+        table = args[2].this
+        names = out.setdefault(int(m.group(1)), [])
+        if table not in names:
+            names.append(table)
+    return out
 
 
 def _bind_tables(conn: SourceConnector, query: exp.Query, secret: exp.Expression) -> exp.Query:
@@ -489,17 +584,25 @@ def _bind_tables(conn: SourceConnector, query: exp.Query, secret: exp.Expression
 
 _temp_lock = threading.Lock()
 _temp_counter = itertools.count(1)
-# per engine object (an attribute, so it ends with the engine): fg id -> tables
-_TEMP_ATTR = "_fsql_on_demand_tables"
+_HOOKS_ATTR = "_fsql_on_demand"
+KEEP_FETCHES = 3  # per group: a statement may read a group more than once
 
 
-def _load_temp(
-    engine: Engine, fg: FeatureGroup, columns: Sequence[SourceColumn], data: pa.Table
+def _temp_relation(
+    engine: Engine,
+    conn: SourceConnector,
+    fg: FeatureGroup,
+    query: exp.Query,
+    columns: Sequence[SourceColumn],
 ) -> exp.Table:
+    """The temporary engine table a fetch-mode read loads. With an engine
+    that runs ``before_run`` hooks, the fetch happens only when a statement
+    that reads the table runs (so EXPLAIN, which runs nothing, describes the
+    source query without fetching it); otherwise it happens now."""
+    hooks = _hooks(engine)
     db = _ident(TEMP_DATABASE)
-    with _temp_lock:
-        tables: dict[int, list[str]] | None = getattr(engine, _TEMP_ATTR, None)
-        if tables is None:
+    with hooks.lock:
+        if not hooks.temp_ready:
             # leftovers of an earlier process (Memory tables come back empty)
             engine.execute(
                 exp.Drop(tables=[exp.Table(this=db)], kind="DATABASE", exists=True).sql(DIALECT)
@@ -507,20 +610,40 @@ def _load_temp(
             engine.execute(
                 exp.Create(this=exp.Table(this=db), kind="DATABASE", exists=True).sql(DIALECT)
             )
-            tables = {}
-            setattr(engine, _TEMP_ATTR, tables)
+            hooks.temp_ready = True
         name = f"fg_{fg.id}_{next(_temp_counter)}"
-        older = tables.setdefault(fg.id, [])
-        # keep recent fetches: a statement may read the group more than once
-        while len(older) > 3:
+        older = hooks.tables.setdefault(fg.id, [])
+        while len(older) > KEEP_FETCHES:
             stale = older.pop(0)
-            engine.execute(
-                exp.Drop(
-                    tables=[exp.Table(this=_ident(stale), db=db)], kind="TABLE", exists=True
-                ).sql(DIALECT)
-            )
+            if hooks.pending.pop(stale, None) is None:  # loaded: drop it
+                engine.execute(
+                    exp.Drop(
+                        tables=[exp.Table(this=_ident(stale), db=db)], kind="TABLE", exists=True
+                    ).sql(DIALECT)
+                )
         older.append(name)
     target = exp.Table(this=_ident(name), db=db)
+
+    def load() -> None:
+        try:
+            data = conn.fetch(query, columns)
+        except DatatypeMismatch as e:
+            raise DatatypeMismatch(
+                f'on-demand feature group "{fg.name}": {conn.label()}: {e.message}', hint=e.hint
+            ) from None
+        _load_temp(engine, target, columns, data)
+
+    if hooks.lazy:
+        with hooks.lock:
+            hooks.pending[name] = load
+    else:
+        load()
+    return target
+
+
+def _load_temp(
+    engine: Engine, target: exp.Table, columns: Sequence[SourceColumn], data: pa.Table
+) -> None:
     defs = [
         exp.ColumnDef(this=_ident(c.name), kind=clickhouse_type(c.ftype, nullable=True))
         for c in columns
@@ -540,7 +663,6 @@ def _load_temp(
             arrays.append(col)
     if data.num_rows:
         engine.insert(target, pa.Table.from_arrays(arrays, names=[c.name for c in columns]))
-    return target
 
 
 # filter pushdown -------------------------------------------------------------------

@@ -375,3 +375,39 @@ def test_missing_connector_is_undefined_object(store, pg_table):
     assert (
         store.sql("DROP CONNECTOR IF EXISTS nosuch").column(0).to_pylist()[0].endswith("SKIPPING")
     )
+
+
+def test_explain_of_a_fetch_mode_group_does_not_fetch(store, pg_table):
+    """EXPLAIN describes: it prints the query the source would receive and
+    neither runs it nor loads a temporary table."""
+    t, conn = pg_table
+    view = f"{t}_v"
+    conn.execute(f"CREATE VIEW {view} AS SELECT id, updated_at, 1 / (id - 99) AS x FROM {t}")
+    try:
+        store.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG})")
+        store.sql(
+            "CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) EVENT TIME updated_at "
+            f"AS SELECT id, updated_at, upper('a') AS u, x FROM {view}"
+        )
+        conn.execute(f"INSERT INTO {t} VALUES (99, 1, '2024-01-05')")  # 1/0 at the source now
+
+        def temp_tables() -> int:
+            found = store.engine.query(
+                "SELECT count() AS n FROM system.tables WHERE database = 'fsqltmp_on_demand'"
+            )
+            return int(found.column("n")[0].as_py())
+
+        before = temp_tables()
+        for text in ("EXPLAIN SELECT * FROM p WHERE id = 1", "EXPLAIN SELECT FEATURES p.x"):
+            plan = "\n".join(store.sql(text).column(0).to_pylist())
+            assert "on-demand p via connector crm (postgres, fetch)" in plan, text
+            assert f'FROM "public"."{view}"' in plan and "UPPER('a')" in plan, text
+        assert temp_tables() == before
+        with pytest.raises(FsqlError) as e:  # a real read fetches, and PostgreSQL divides by 0
+            store.sql("SELECT * FROM p")
+        assert e.value.sqlstate == "22012" and 'connector "crm"' in str(e.value)
+        conn.execute(f"DELETE FROM {t} WHERE id = 99")
+        assert store.sql("SELECT count(*) AS n FROM p").column("n").to_pylist() == [3]
+        assert temp_tables() > before
+    finally:
+        conn.execute(f"DROP VIEW IF EXISTS {view}")

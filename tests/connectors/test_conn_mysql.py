@@ -196,3 +196,20 @@ def test_connector_table_errors_name_the_connector(store, maria, monkeypatch):
     with pytest.raises(FsqlError) as e:
         store.sql(f"SELECT * FROM shop.{t}")
     assert e.value.sqlstate == "08001" and 'connector "shop"' in str(e.value)
+
+
+def test_source_error_during_a_pushdown_read(store, maria):
+    t = maria.table("od_big", "id bigint, big bigint", "(1, 9223372036854775807)")
+    v = maria.view("od_bigv", f"SELECT id, big + id AS o FROM {t}")
+    store.create_connector("shop", "mysql", MYSQL_OPTIONS)
+    store.sql(
+        f"CREATE ON DEMAND FEATURE GROUP g CONNECTOR shop PRIMARY KEY (id) AS SELECT * FROM {v}"
+    )
+    for text in ("SELECT * FROM g", f"SELECT * FROM shop.{v}"):
+        with pytest.raises(FsqlError) as e:
+            store.sql(text)
+        err = e.value
+        assert err.sqlstate == "22003", text
+        assert 'connector "shop"' in err.message and f"source object {v}" in err.message, text
+        assert "out of range" in err.message, text
+        assert err.detail is None and "mysql(" not in str(err) and "Code:" not in str(err)

@@ -581,3 +581,43 @@ def test_connector_table_errors_name_the_connector(store, pg):
         store.sql(f"SELECT * FROM crm.{t}")
     assert e.value.sqlstate == "28000"
     assert 'connector "crm"' in str(e.value) and "no_such_role_fsql" in str(e.value)
+
+
+def test_source_errors_during_a_pushdown_read_name_connector_and_object(store, pg):
+    """An error PostgreSQL raises while the engine reads it arrives with the
+    source's SQLSTATE, naming the connector and the source object, without
+    the engine SQL."""
+    t = pg.table(
+        "od_err",
+        "id bigint, ts timestamp, big bigint, n numeric",
+        "(1, '2024-01-01', 9223372036854775807, 123456789012345678901234567890123)",
+    )
+    div = pg.view("od_div", f"SELECT id, ts, 1 / (id - 1) AS x FROM {t}")
+    over = pg.view("od_over", f"SELECT id, ts, big + id AS o FROM {t}")
+    _connector(store)
+    store.sql(
+        "CREATE ON DEMAND FEATURE GROUP d CONNECTOR crm PRIMARY KEY (id) EVENT TIME ts "
+        f"AS SELECT id, ts, x FROM {div}"
+    )
+    store.sql(
+        "CREATE ON DEMAND FEATURE GROUP o CONNECTOR crm PRIMARY KEY (id) EVENT TIME ts "
+        f"AS SELECT id, ts, o FROM {over}"
+    )
+    cases = [
+        ("SELECT * FROM d", "22012", div, "division by zero"),
+        ("SELECT FEATURES d.x", "22012", div, "division by zero"),
+        (f"SELECT * FROM crm.{div}", "22012", div, "division by zero"),
+        ("SELECT * FROM o", "22003", over, "bigint out of range"),
+        # the engine's own reading of an unconstrained numeric cannot hold it
+        (f"SELECT n FROM crm.{t}", "22003", t, "123456789012345678901234567890123"),
+    ]
+    for text, sqlstate, obj, words in cases:
+        with pytest.raises(FsqlError) as e:
+            store.sql(text)
+        err = e.value
+        assert err.sqlstate == sqlstate, text
+        assert 'connector "crm"' in err.message and f"source object {obj}" in err.message, text
+        assert words in err.message, text
+        assert err.detail is None and "postgresql(" not in str(err) and "Code:" not in str(err)
+    # a filter the source runs first still avoids the failing row
+    assert store.sql("SELECT * FROM d WHERE id = 2").num_rows == 0
