@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import threading
 import time
@@ -55,7 +56,7 @@ from fsql.tables import as_arrow
 from fsql.timeutil import from_micros, to_micros
 from fsql.training import splits as split_mod
 from fsql.training import stats as stats_mod
-from fsql.training.locations import Location, join, resolve
+from fsql.training.locations import Location, LocationError, join, resolve
 from fsql.training.writers import FORMATS, Format, get_format
 
 if TYPE_CHECKING:
@@ -415,12 +416,29 @@ def write_version(
     encoded: list[tuple[dict[str, Any], pa.Buffer]],
     manifest: dict[str, Any],
 ) -> None:
-    """Write the files and the manifest (last) into ``folder`` of ``loc``."""
-    for info, buf in encoded:
-        loc.make_dir(join(folder, info["split"] or ""))
-        loc.write_bytes(join(folder, info["path"]), memoryview(buf))
-    loc.write_bytes(
-        join(folder, MANIFEST), (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+    """Write the files and the manifest (last) into ``folder`` of ``loc``.
+    An OSError (no space, no permission, a file where a folder should be)
+    becomes a :class:`LocationError` (58030) naming the path."""
+    path = folder
+    try:
+        for info, buf in encoded:
+            path = join(folder, info["split"] or "")
+            loc.make_dir(path)
+            path = join(folder, info["path"])
+            loc.write_bytes(path, memoryview(buf))
+        path = join(folder, MANIFEST)
+        loc.write_bytes(path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    except OSError as e:
+        raise write_error(loc, path, manifest, e) from e
+
+
+def write_error(loc: Location, path: str, manifest: Mapping[str, Any], e: OSError) -> LocationError:
+    reason = os.strerror(e.errno) if e.errno else str(e).strip().splitlines()[0][:300]
+    return LocationError(
+        f'could not write "{loc.describe(path)}" for training dataset '
+        f'"{manifest.get("name")}" version {manifest.get("version")}: {reason}',
+        hint="Check the free space and permissions of the location (a file where a folder "
+        "should be?); nothing was registered and the partly written files were removed.",
     )
 
 
@@ -446,7 +464,10 @@ def _publish(
         work = loc.path(name, f".v{version}.tmp-{uuid.uuid4().hex[:12]}")
         try:
             write_version(loc, work, encoded, manifest)
-            loc.move(work, final)
+            try:
+                loc.move(work, final)
+            except OSError as e:
+                raise write_error(loc, final, manifest, e) from e
         except BaseException:
             loc.delete_dir(work)
             _remove_if_empty(loc, loc.path(name))

@@ -355,3 +355,46 @@ def test_concurrent_creates_get_distinct_versions(fstore: fsql.Store) -> None:
     assert sorted(results) == [1, 2, 3]  # type: ignore[type-var]
     for v in (1, 2, 3):
         assert fstore.get_training_dataset("conc", v).verify()
+
+
+def test_os_error_while_writing_is_58030_naming_the_path(
+    fstore: fsql.Store, tmp_path: Path
+) -> None:
+    """The location passes the probe, but the dataset's own folder is a
+    regular file: creating the split folder fails (ENOTDIR, also for root)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "blocked").write_text("a file where the dataset folder goes")
+    with pytest.raises(FsqlError) as e:
+        fstore.sql(f"CREATE TRAINING DATASET blocked AS {QUERY} WITH (location = '{out}')")
+    err = e.value
+    assert err.sqlstate == "58030"
+    assert err.message.startswith(f'could not write "{out}/blocked/.v1.tmp-')
+    assert err.message.endswith('for training dataset "blocked" version 1: Not a directory')
+    assert "nothing was registered" in (err.hint or "")
+    assert registered(fstore) == []
+    assert leftovers(out) == ["blocked"]  # only the file that was in the way
+
+
+def test_os_error_after_the_files_are_written_removes_them(
+    fstore: fsql.Store, tmp_path: Path
+) -> None:
+    """Every file is written, then renaming the temporary folder into place
+    fails (v1 is a dangling symlink: ENOTDIR, also for root): the temporary
+    folder with its files goes, nothing is registered."""
+    out = tmp_path / "out"
+    (out / "late").mkdir(parents=True)
+    (out / "late" / "v1").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FsqlError) as e:
+        fstore.sql(f"CREATE TRAINING DATASET late AS {QUERY} WITH (location = '{out}')")
+    err = e.value
+    assert err.sqlstate == "58030"
+    assert err.message == (
+        f'could not write "{out}/late/v1" for training dataset "late" version 1: Not a directory'
+    )
+    assert registered(fstore) == []
+    assert leftovers(out) == ["late", "late/v1"]  # no .v1.tmp-* folder
+    # once the way is clear the same create works
+    (out / "late" / "v1").unlink()
+    fstore.sql(f"CREATE TRAINING DATASET late AS {QUERY} WITH (location = '{out}')")
+    assert registered(fstore) == ["late"]
