@@ -120,3 +120,15 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     if not found:
         return None
     return "Did you mean " + " or ".join(repr(c) for c in found) + "?"
+
+
+def position_of(node: object) -> int | None:
+    """1-based offset in the statement text of the first token of a parsed
+    (sqlglot) node, when the parser recorded one."""
+    walk = getattr(node, "walk", None)
+    starts = [
+        int(start)
+        for sub in (walk() if walk is not None else ())
+        if (start := (getattr(sub, "_meta", None) or {}).get("start")) is not None
+    ]
+    return min(starts) + 1 if starts else None

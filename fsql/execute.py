@@ -10,7 +10,8 @@ from sqlglot import exp
 
 from fsql.catalog import FeatureGroup
 from fsql.errors import FeatureNotSupported, UndefinedObject, did_you_mean
-from fsql.offline import DIALECT, subquery
+from fsql.names import check_columns
+from fsql.offline import COMMIT_ID, COMMIT_TIME, DIALECT, subquery
 from fsql.on_demand import bind_connector_table, push_down
 from fsql.params import bind
 from fsql.sql.dialect import parse
@@ -47,10 +48,23 @@ def run_statement(store: Store, statement: exp.Expr) -> pa.Table:
 
 def run_plain(store: Store, statement: exp.Expr) -> pa.Table:
     """Plain SQL: feature groups are tables (``fg`` latest, ``fg_vN``)."""
-    binary = bytea_features(_groups_named(store, statement))
+    groups = _groups_named(store, statement)
+    check_columns(statement, _columns_of(groups))
+    binary = bytea_features(groups)
     rewritten = push_down(bind_feature_groups(store, postgres_column_names(statement)))
     result = store.engine.query(rewritten.sql(DIALECT), rewritten.meta.get("fsql_inputs", ()))
     return restore_binary(result, binary, check_utf8=True)
+
+
+def _columns_of(groups: list[Any]) -> dict[str, frozenset[str]]:
+    """Table name -> columns, for plain SQL name checks: ``fg`` is the
+    latest version, ``fg_vN`` each one (with the hidden commit columns)."""
+    out: dict[str, frozenset[str]] = {}
+    for fg in sorted(groups, key=lambda g: g.version):
+        cols = frozenset([*fg.feature_names, COMMIT_ID, COMMIT_TIME])
+        out[fg.name] = cols
+        out[fg.qualified_name] = cols
+    return out
 
 
 def _groups_named(store: Store, statement: exp.Expr) -> list[Any]:

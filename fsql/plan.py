@@ -28,6 +28,7 @@ from fsql.errors import (
     UndefinedColumn,
     UndefinedObject,
     closest,
+    position_of,
 )
 from fsql.offline import DIALECT, col, ident, select_from, subquery
 from fsql.offline import alias as alias_
@@ -367,13 +368,7 @@ def _latest_groups(store: Store) -> tuple[dict[str, FeatureGroup], dict[str, Fea
     return latest, by_version
 
 
-def _position(node: exp.Expr) -> int | None:
-    """1-based offset of the node's first token in the statement text."""
-    for sub in node.walk():
-        start = (getattr(sub, "_meta", None) or {}).get("start")
-        if start is not None:
-            return int(start) + 1
-    return None
+_position = position_of
 
 
 def evaluate_time(store: Store, node: exp.Expr) -> int:

@@ -335,3 +335,36 @@ def test_bytea_features_come_back_as_binary(store):
     feats = store.sql("SELECT FEATURES blobs.payload ORDER BY id")
     assert feats.schema.field("payload").type == pa.binary()
     assert feats.column("payload").to_pylist() == [b"\x00\x01\xff", b"ab"]
+
+
+def test_plain_sql_resolves_columns_as_postgresql(fraud):
+    """An unqualified column two joined groups have is 42702 (ClickHouse would
+    quietly read the first table's), an unknown one 42703, both with the
+    position of the name."""
+    text = "SELECT customer_id FROM transactions t JOIN labels l ON t.customer_id = l.customer_id"
+    with pytest.raises(FsqlError) as e:
+        fraud.sql(text)
+    assert e.value.sqlstate == "42702" and '"customer_id"' in e.value.message
+    assert e.value.position == text.index("customer_id") + 1
+    assert "l.customer_id" in (e.value.hint or "") and "t.customer_id" in (e.value.hint or "")
+    # a USING column is one column
+    got = fraud.sql(
+        "SELECT customer_id, label FROM transactions JOIN labels USING (customer_id) "
+        "WHERE customer_id = 2"
+    )
+    assert got.to_pylist() == [{"customer_id": 2, "label": 1}]
+    text = "SELECT t.amount_sum_7 FROM transactions t"
+    with pytest.raises(FsqlError) as e:
+        fraud.sql(text)
+    assert e.value.sqlstate == "42703" and e.value.position == text.index("t.amount") + 1
+    assert "amount_sum_7d" in (e.value.hint or "")
+    text = "SELECT * FROM transactions WHERE EXISTS (SELECT 1 FROM profile WHERE agee > 1)"
+    with pytest.raises(FsqlError) as e:
+        fraud.sql(text)
+    assert e.value.sqlstate == "42703" and e.value.position == text.index("agee") + 1
+    # correlated subqueries and select aliases still resolve
+    got = fraud.sql(
+        "SELECT amount_sum_7d AS a FROM transactions WHERE EXISTS "
+        "(SELECT 1 FROM profile WHERE age > tx_count_7d) ORDER BY a"
+    )
+    assert got.column("a").to_pylist() == [5.5, 10.0, 20.0]

@@ -1,0 +1,127 @@
+"""Column names in plain SQL resolve as PostgreSQL resolves them.
+
+ClickHouse picks the first table that has an unqualified column, so ``SELECT
+cnt FROM a JOIN b ON ...`` silently reads ``a.cnt`` when both have one, and
+reports an unknown column as an engine error without a position. Before the
+engine sees a statement, :func:`check_columns` walks its scopes (sqlglot's
+``traverse_scope``) with the columns of each feature group it reads:
+
+- an unqualified column that two relations of one scope have is ``42702``
+  (unless it is a ``USING`` column), listing the qualified names;
+- a column no relation has is ``42703``, when every relation it could come
+  from is known (feature groups, CTEs and subqueries with named columns);
+  relations whose columns fsql does not know (files, connector tables, table
+  functions) make it defer to the engine.
+
+Both carry the position of the column in the statement text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, traverse_scope
+
+from fsql.errors import AmbiguousColumn, UndefinedColumn, did_you_mean, position_of
+
+Columns = frozenset[str] | None  # None: not known here
+
+
+def check_columns(statement: exp.Expr, relations: Mapping[str, frozenset[str]]) -> None:
+    """Raise 42702 / 42703 for ``statement``; ``relations`` maps a table name
+    (feature group ``fg`` or ``fg_vN``) to its column names."""
+    try:
+        scopes = traverse_scope(statement)
+    except Exception:  # a shape sqlglot's scope walker does not cover: leave it to the engine
+        return
+    for scope in scopes:
+        _check_scope(scope, relations)
+
+
+def _sources(scope: Scope, relations: Mapping[str, frozenset[str]]) -> dict[str, Columns]:
+    out: dict[str, Columns] = {}
+    for alias, source in scope.sources.items():
+        if isinstance(source, exp.Table):
+            known = relations.get(source.name) if not source.db and source.name else None
+            out[alias] = known
+        elif isinstance(source, Scope) and isinstance(source.expression, exp.Query):
+            query = source.expression
+            if any(isinstance(e, exp.Star) or e.is_star for e in query.selects):
+                out[alias] = None
+            else:
+                names = [n for n in query.named_selects if n]
+                out[alias] = frozenset(names) if len(names) == len(query.selects) else None
+        else:
+            out[alias] = None
+    return out
+
+
+def _using(scope: Scope) -> set[str]:
+    names: set[str] = set()
+    select = scope.expression
+    if isinstance(select, exp.Select):
+        for join in select.args.get("joins") or []:
+            for u in join.args.get("using") or []:
+                names.add(u.name)
+    return names
+
+
+def _select_aliases(scope: Scope) -> set[str]:
+    select = scope.expression
+    if not isinstance(select, exp.Select):
+        return set()
+    return {e.alias for e in select.expressions if isinstance(e, exp.Alias)}
+
+
+def _check_scope(scope: Scope, relations: Mapping[str, frozenset[str]]) -> None:
+    sources = _sources(scope, relations)
+    if not sources:
+        return
+    using = _using(scope)
+    aliases = _select_aliases(scope)
+    for column in scope.columns:
+        if isinstance(column.this, exp.Star):
+            continue
+        if column.find_ancestor(exp.Select) is not scope.expression:
+            continue  # a subquery's column the walker lists for correlation
+        name = column.name
+        if column.table:
+            cols = sources.get(column.table)
+            if column.table in sources and cols is not None and name not in cols:
+                raise UndefinedColumn(
+                    f"column {column.table}.{name} does not exist",
+                    position=position_of(column),
+                    hint=did_you_mean(name, sorted(cols)),
+                )
+            continue
+        owners = sorted(a for a, cols in sources.items() if cols is not None and name in cols)
+        if len(owners) > 1 and name not in using:
+            raise AmbiguousColumn(
+                f'column reference "{name}" is ambiguous',
+                position=position_of(column),
+                hint="It is in " + ", ".join(f"{a}.{name}" for a in owners) + ": qualify it.",
+            )
+        if owners or name in aliases or name in using:
+            continue
+        if _maybe_outer(scope, name, relations):
+            continue
+        known = sorted({c for cols in sources.values() if cols is not None for c in cols})
+        raise UndefinedColumn(
+            f'column "{name}" does not exist',
+            position=position_of(column),
+            hint=did_you_mean(name, known),
+        )
+
+
+def _maybe_outer(scope: Scope, name: str, relations: Mapping[str, frozenset[str]]) -> bool:
+    """True unless every relation of this scope and the scopes around it is
+    known and none has ``name`` (a correlated subquery may read an outer
+    column; an unknown relation may hold it)."""
+    current: Scope | None = scope
+    while current is not None:
+        for cols in _sources(current, relations).values():
+            if cols is None or name in cols:
+                return True
+        current = current.parent
+    return False
