@@ -292,7 +292,7 @@ def classify(conn: SourceConnector, e: Exception, objects: str) -> FsqlError:
             sqlstate="08001",
             hint="Check host, port and database, and that the server is running.",
         )
-    if len(sqlstate) == 5 and sqlstate[:2] not in ("00", "01", "02"):
+    if len(sqlstate) == 5 and sqlstate.isalnum() and sqlstate[:2] not in ("00", "01", "02", "HY"):
         return FsqlError(f"{what}: {text}", sqlstate=sqlstate)  # the source's own
     for words, code in _SOURCE_MESSAGES:  # clients that give no SQLSTATE (PyMySQL)
         if words in low:
@@ -318,7 +318,16 @@ _SOURCE_MESSAGES = (
     ("permission denied", "42501"),
 )
 _CONNECT_CODES = ("Code: 614.", "Code: 279.")  # PostgreSQL / MySQL connection failures
-_SOURCE_MARKERS = ("pqxx::", "mysqlxx::", "postgresql", "mysql")
+# what only an error from a source (or the engine's reading of one) says; not
+# "postgresql(" alone, which the engine quotes when it rejects the SQL itself
+_SOURCE_MARKERS = (
+    "pqxx::",
+    "mysqlxx::",
+    "postgresql table",
+    "mysql table",
+    "postgresql value",
+    "mysql value",
+)
 
 
 def is_source_error(message: str) -> bool:

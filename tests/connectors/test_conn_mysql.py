@@ -213,3 +213,30 @@ def test_source_error_during_a_pushdown_read(store, maria):
         assert 'connector "shop"' in err.message and f"source object {v}" in err.message, text
         assert "out of range" in err.message, text
         assert err.detail is None and "mysql(" not in str(err) and "Code:" not in str(err)
+
+
+def test_tinyint1_is_boolean_by_mysql_truthiness(store, maria):
+    """MySQL's BOOLEAN is tinyint(1), which holds -128..127: any nonzero
+    value reads as true (as ``flag IS TRUE`` holds at the server), in
+    pushdown and fetch mode alike; CAST in the query keeps the integer."""
+    t = maria.table(
+        "od_flag", "id bigint, flag tinyint(1)", "(1, 0), (2, 1), (3, 2), (4, -1), (5, NULL)"
+    )
+    store.create_connector("shop", "mysql", MYSQL_OPTIONS)
+    for name, query in (
+        ("pushed", f"SELECT id, flag FROM {t}"),
+        ("fetched", f"SELECT id, lower('a') AS a, flag FROM {t}"),
+    ):
+        store.sql(
+            f"CREATE ON DEMAND FEATURE GROUP {name} CONNECTOR shop PRIMARY KEY (id) AS {query}"
+        )
+        assert store.get_feature_group(name).features[-1].type == "boolean"
+        got = store.sql(f"SELECT flag FROM {name} ORDER BY id").column("flag").to_pylist()
+        assert got == [False, True, True, True, None], name
+    store.sql(
+        "CREATE ON DEMAND FEATURE GROUP raw CONNECTOR shop PRIMARY KEY (id) "
+        f"AS SELECT id, CAST(flag AS int) AS flag FROM {t}"
+    )
+    assert store.get_feature_group("raw").features[-1].type == "integer"
+    got = store.sql("SELECT flag FROM raw ORDER BY id").column("flag").to_pylist()
+    assert got == [0, 1, 2, -1, None]
