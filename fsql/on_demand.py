@@ -14,7 +14,13 @@ relation:
   engine and the engine sends the filters it can to the source;
 - *fetch* (ClickHouse server, Trino): the query runs at the source through
   the connector's client, the Arrow result is loaded into a temporary engine
-  table, and the relation reads that.
+  table, and the relation reads that. The fetch runs when a statement that
+  reads the table runs (the engine's ``before_run`` hook), so EXPLAIN does
+  not fetch.
+
+Errors a source raises while the engine reads it (pushdown) are replaced,
+through the engine's ``translate_error`` hook, by errors naming the
+connector and source objects, with the source's SQLSTATE where known.
 
 Either way the relation is ``SELECT CAST(q.c AS T) AS c, ... FROM (query) AS
 q`` with the catalog's types, and rows whose primary key or event time is
