@@ -438,7 +438,7 @@ def write_error(loc: Location, path: str, manifest: Mapping[str, Any], e: OSErro
         f'could not write "{loc.describe(path)}" for training dataset '
         f'"{manifest.get("name")}" version {manifest.get("version")}: {reason}',
         hint="Check the free space and permissions of the location (a file where a folder "
-        "should be?); nothing was registered and the partly written files were removed.",
+        "should be?).",
     )
 
 
@@ -468,17 +468,23 @@ def _publish(
                 loc.move(work, final)
             except OSError as e:
                 raise write_error(loc, final, manifest, e) from e
-        except BaseException:
+        except BaseException as e:
             loc.delete_dir(work)
             _remove_if_empty(loc, loc.path(name))
-            raise
+            raise _nothing_kept(e)
     else:
         try:
             write_version(loc, final, encoded, manifest)
-        except BaseException:
+        except BaseException as e:
             loc.delete_dir(final)
-            raise
+            raise _nothing_kept(e)
     return final
+
+
+def _nothing_kept(e: BaseException) -> BaseException:
+    if isinstance(e, LocationError) and e.hint and "nothing was registered" not in e.hint:
+        e.hint += " Nothing was registered and the partly written files were removed."
+    return e
 
 
 def _remove_if_empty(loc: Location, folder: str) -> None:

@@ -371,7 +371,7 @@ def test_os_error_while_writing_is_58030_naming_the_path(
     assert err.sqlstate == "58030"
     assert err.message.startswith(f'could not write "{out}/blocked/.v1.tmp-')
     assert err.message.endswith('for training dataset "blocked" version 1: Not a directory')
-    assert "nothing was registered" in (err.hint or "")
+    assert "nothing was registered" in (err.hint or "").lower()
     assert registered(fstore) == []
     assert leftovers(out) == ["blocked"]  # only the file that was in the way
 
