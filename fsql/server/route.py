@@ -353,12 +353,12 @@ def _copy(text: str, w: list[str]) -> Route:
                             return Route(MIRROR, "copy")
                         return Route(COPY, "copy", inner=inner, copy_options=options)
         return Route(ENGINE, "copy")
-    inner = _copy_table_query(w)
-    if inner is None:
+    query = _copy_table_query(w)
+    if query is None:
         return Route(ENGINE, "copy")  # the engine reports the syntax error
     if _is_catalog(w):
         return Route(MIRROR, "copy")
-    return Route(COPY, "copy", inner=inner, copy_options=options)
+    return Route(COPY, "copy", inner=query, copy_options=options)
 
 
 def _copy_table_query(w: list[str]) -> str | None:
