@@ -68,6 +68,10 @@ class AmbiguousColumn(FsqlError):
     sqlstate = "42702"
 
 
+class DuplicateColumn(FsqlError):
+    sqlstate = "42701"
+
+
 class DuplicateObject(FsqlError):
     sqlstate = "42P07"
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fsql.catalog import FeatureGroup
-from fsql.errors import FeatureNotSupported, UndefinedObject, did_you_mean
+from fsql.errors import FeatureNotSupported, UndefinedObject, did_you_mean, position_of
 from fsql.names import check_columns
 from fsql.offline import COMMIT_ID, COMMIT_TIME, DIALECT, subquery
 from fsql.on_demand import bind_connector_table, push_down
@@ -132,6 +132,7 @@ def bind_feature_groups(
         if fg is None:
             raise UndefinedObject(
                 f'relation "{table.name}" does not exist',
+                position=position_of(table),
                 hint=did_you_mean(table.name, sorted(names | set(by_version))),
             )
         alias = table.alias or table.name

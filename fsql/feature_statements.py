@@ -11,11 +11,13 @@ from sqlglot import exp
 from fsql.assign import assign_column
 from fsql.catalog import FeatureGroup
 from fsql.errors import (
+    DuplicateColumn,
     EngineError,
     FeatureNotSupported,
     InvalidParameter,
     UndefinedColumn,
     UndefinedObject,
+    position_of,
 )
 from fsql.offline import DIALECT, ident
 from fsql.plan import execute_plan, plan_features
@@ -73,6 +75,11 @@ def create_feature_group(store: Store, node: exp.Expr) -> pa.Table:
             kind = column.args.get("kind")
             if kind is None:
                 raise InvalidParameter(f'column "{column.name}" needs a type', sqlstate="42601")
+            if column.name in schema:
+                raise DuplicateColumn(
+                    f'column "{column.name}" specified more than once',
+                    position=position_of(column),
+                )
             schema[column.name] = from_name(kind.sql(dialect="postgres")).name
             for constraint in column.args.get("constraints") or []:
                 if isinstance(constraint.kind, exp.CommentColumnConstraint):
@@ -113,7 +120,7 @@ def insert(store: Store, node: exp.Expr) -> pa.Table:
     }
     if target.name not in names:
         return run_plain(store, node)
-    handle = _handle(store, target.name)
+    handle = _handle(store, target.name, node=target)
     fg = handle.record
     columns = columns or fg.feature_names
     unknown = [c for c in columns if fg.feature(c) is None]
@@ -189,18 +196,27 @@ def _values_table(store: Store, width: int, values: exp.Values) -> pa.Table:
     return table  # a column mixing kinds is a Variant (Arrow union): fsql.assign splits it
 
 
-def _handle(store: Store, name: str, version: int | None = None) -> Any:
-    for fg in store.feature_groups():
-        if fg.qualified_name == name and version is None:
-            return store.get_feature_group(fg.name, fg.version)
-    return store.get_feature_group(name, version)
+def _handle(
+    store: Store, name: str, version: int | None = None, node: exp.Expr | None = None
+) -> Any:
+    """The feature group ``name`` (``fg`` or ``fg_vN``); an unknown one is
+    42P01 at the position of ``node``'s name."""
+    try:
+        for fg in store.feature_groups():
+            if fg.qualified_name == name and version is None:
+                return store.get_feature_group(fg.name, fg.version)
+        return store.get_feature_group(name, version)
+    except UndefinedObject as e:
+        if e.position is None and node is not None:
+            e.position = position_of(node.this if isinstance(node.this, exp.Expr) else node)
+        raise
 
 
 @executes(nodes.DropFeatureGroup)
 def drop_feature_group(store: Store, node: exp.Expr) -> pa.Table:
     version = _version(node)
     try:
-        handle = _handle(store, node.name, version)
+        handle = _handle(store, node.name, version, node)
     except UndefinedObject:
         if node.args.get("exists"):
             return _status(f"feature group {node.name} does not exist, skipped")
@@ -287,7 +303,7 @@ def _role(fg: FeatureGroup, name: str) -> str:
 def show_features(store: Store, node: exp.Expr) -> pa.Table:
     match = _like(node.args.get("like"))
     if node.args.get("this") is not None:
-        groups = [_handle(store, node.name).record]
+        groups = [_handle(store, node.name, node=node).record]
     else:
         latest: dict[str, FeatureGroup] = {}
         for fg in store.feature_groups():
@@ -311,7 +327,7 @@ def show_features(store: Store, node: exp.Expr) -> pa.Table:
 
 @executes(nodes.DescribeFeatureGroup)
 def describe_feature_group(store: Store, node: exp.Expr) -> pa.Table:
-    handle = _handle(store, node.name, _version(node))
+    handle = _handle(store, node.name, _version(node), node)
     fg = handle.record
     info = handle.describe()
     rows = [
@@ -345,7 +361,7 @@ def search_features(store: Store, node: exp.Expr) -> pa.Table:
 
 @executes(nodes.AlterFeatureGroup)
 def alter_feature_group(store: Store, node: exp.Expr) -> pa.Table:
-    handle = _handle(store, node.name, _version(node))
+    handle = _handle(store, node.name, _version(node), node)
     action = node.args["action"]
     values = node.args.get("values") or []
     if action == "set_metadata":

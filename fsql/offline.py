@@ -71,7 +71,9 @@ def micros_literal(us: int) -> exp.Expr:
 
 
 def sort_key(fg: FeatureGroup) -> list[str]:
-    return list(fg.primary_key) + ([fg.event_time] if fg.event_time else [])
+    """(primary key, event time); a key that holds the event time (label and
+    spine groups often do) lists it once."""
+    return list(dict.fromkeys([*fg.primary_key, *([fg.event_time] if fg.event_time else [])]))
 
 
 class OfflineStore:

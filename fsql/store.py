@@ -12,7 +12,13 @@ import pyarrow as pa
 from fsql.catalog import Catalog, Feature, FeatureGroup
 from fsql.catalog.service import DEFAULT_PROJECT
 from fsql.connectors.engine import Engine
-from fsql.errors import DatatypeMismatch, InvalidParameter, UndefinedColumn
+from fsql.errors import (
+    DatatypeMismatch,
+    DuplicateColumn,
+    DuplicateObject,
+    InvalidParameter,
+    UndefinedColumn,
+)
 from fsql.feature_group import FeatureGroupHandle
 from fsql.lock import StoreLock
 from fsql.offline import OfflineStore
@@ -151,6 +157,16 @@ class Store(OnlineMixin):
         columns = _columns(schema, table)
         _check_names(name, columns, keys, event_time, features)
         descriptions = dict(features or {})
+        if version is None:
+            taken = [g.version for g in self.feature_groups() if g.name == name]
+            if taken:
+                raise DuplicateObject(
+                    f'feature group "{name}" already exists (version '
+                    + ", ".join(map(str, sorted(taken)))
+                    + ")",
+                    hint=f"Insert into it, or create a new version with version={max(taken) + 1} "
+                    f"(SQL: CREATE FEATURE GROUP {name} VERSION {max(taken) + 1} ...).",
+                )
         fg = self.catalog.create_feature_group(
             project=self.project,
             name=name,
@@ -461,6 +477,14 @@ class Store(OnlineMixin):
 def _columns(
     schema: Mapping[str, str] | pa.Schema | None, table: pa.Table | None
 ) -> dict[str, FeatureType]:
+    names: list[str] = []
+    if isinstance(schema, pa.Schema):
+        names = schema.names
+    elif schema is None and table is not None:
+        names = table.column_names
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DuplicateColumn(f'column "{twice[0]}" specified more than once')
     if isinstance(schema, pa.Schema):
         return {f.name: from_arrow(f.type) for f in schema}
     if schema is not None:

@@ -143,6 +143,7 @@ def test_versions_are_tables_and_features(fraud):
         pa.table({"customer_id": [1], "event_ts": [d(1)], "amount_sum_7d": [1.0], "flag": [True]}),
         primary_key="customer_id",
         event_time="event_ts",
+        version=2,
     )
     v1 = fraud.sql("SELECT FEATURES transactions_v1.amount_sum_7d WHERE customer_id = 1")
     assert v1.column("amount_sum_7d").to_pylist() == [20.0]

@@ -146,6 +146,7 @@ def test_versions_and_latest(store):
         ),
         primary_key="customer_id",
         event_time="event_ts",
+        version=2,
     )
     assert (v1.version, v2.version) == (1, 2)
     latest = store.get_feature_group("transactions")
@@ -335,10 +336,27 @@ def test_unknown_feature_group_suggests_close_names(store):
     assert "transactions" in (e.value.hint or "")
 
 
-def test_duplicate_name_is_a_new_version_not_an_overwrite(store):
+def test_duplicate_name_is_an_error_and_a_version_makes_a_new_one(store):
     make_fg(store)
-    v2 = make_fg(store)
+    with pytest.raises(DuplicateObject) as e:
+        make_fg(store)
+    assert e.value.sqlstate == "42P07" and '"transactions" already exists' in e.value.message
+    assert "version=2" in (e.value.hint or "")
+    with pytest.raises(DuplicateObject):
+        store.sql(
+            "CREATE FEATURE GROUP transactions (customer_id BIGINT, event_ts TIMESTAMP) "
+            "PRIMARY KEY (customer_id) EVENT TIME event_ts"
+        )
+    assert [g.version for g in store.feature_groups()] == [1]
+    v2 = store.create_feature_group(
+        "transactions", tx([3], [0], [1.0]), primary_key="customer_id", version=2
+    )
     assert v2.version == 2
+    store.sql(
+        "CREATE FEATURE GROUP transactions VERSION 3 (customer_id BIGINT, event_ts TIMESTAMP) "
+        "PRIMARY KEY (customer_id) EVENT TIME event_ts"
+    )
+    assert store.get_feature_group("transactions").version == 3
     assert store.get_feature_group("transactions", 1).read().num_rows == 2
 
 
