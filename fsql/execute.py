@@ -9,12 +9,19 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fsql.catalog import FeatureGroup
-from fsql.errors import FeatureNotSupported, UndefinedObject, did_you_mean, position_of
+from fsql.errors import (
+    FeatureNotSupported,
+    SQLSyntaxError,
+    UndefinedColumn,
+    UndefinedObject,
+    did_you_mean,
+    position_of,
+)
 from fsql.names import check_columns
 from fsql.offline import COMMIT_ID, COMMIT_TIME, DIALECT, subquery
 from fsql.on_demand import bind_connector_table, push_down
 from fsql.params import bind
-from fsql.sql.dialect import parse
+from fsql.sql.dialect import bare_features_from, parse
 from fsql.statements import executor_for
 from fsql.tables import bytea_features, restore_binary
 from fsql.training.dataset import bind_training_dataset
@@ -49,7 +56,17 @@ def run_statement(store: Store, statement: exp.Expr) -> pa.Table:
 def run_plain(store: Store, statement: exp.Expr) -> pa.Table:
     """Plain SQL: feature groups are tables (``fg`` latest, ``fg_vN``)."""
     groups = _groups_named(store, statement)
-    check_columns(statement, _columns_of(groups))
+    try:
+        check_columns(statement, _columns_of(groups))
+    except UndefinedColumn as e:
+        at = bare_features_from(statement)
+        if at is not None and e.message.lower() == 'column "features" does not exist':
+            raise SQLSyntaxError(
+                "SELECT FEATURES names no feature",
+                position=at,
+                hint="SELECT FEATURES f1, f2 FROM spine AS OF spine.ts",
+            ) from None
+        raise
     binary = bytea_features(groups)
     rewritten = push_down(bind_feature_groups(store, postgres_column_names(statement)))
     result = store.engine.query(rewritten.sql(DIALECT), rewritten.meta.get("fsql_inputs", ()))

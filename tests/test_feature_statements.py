@@ -369,3 +369,11 @@ def test_plain_sql_resolves_columns_as_postgresql(fraud):
         "(SELECT 1 FROM profile WHERE age > tx_count_7d) ORDER BY a"
     )
     assert got.column("a").to_pylist() == [5.5, 10.0, 20.0]
+
+
+def test_select_features_naming_no_feature_is_a_syntax_error(fraud):
+    text = "SELECT FEATURES FROM labels"
+    with pytest.raises(FsqlError) as e:
+        fraud.sql(text)
+    assert e.value.sqlstate == "42601" and e.value.position == text.index("FROM") + 1
+    assert "names no feature" in e.value.message

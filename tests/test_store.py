@@ -415,3 +415,18 @@ def test_same_process_second_folder_is_refused_until_closed(store, tmp_path):
     with pytest.raises(StoreInUse):
         fsql.connect(tmp_path / "other")
     assert store.feature_groups() == []
+
+
+def test_duplicate_columns_and_a_key_holding_the_event_time(store):
+    text = "CREATE FEATURE GROUP x (k BIGINT, k INT) PRIMARY KEY (k)"
+    with pytest.raises(FsqlError) as e:
+        store.sql(text)
+    assert e.value.sqlstate == "42701" and e.value.position == text.index("k INT") + 1
+    # label groups are often keyed by (entity, time)
+    store.sql(
+        "CREATE FEATURE GROUP labels (customer_id BIGINT, ts TIMESTAMP, label BOOLEAN) "
+        "PRIMARY KEY (customer_id, ts) EVENT TIME ts"
+    )
+    store.sql("INSERT INTO labels VALUES (1, '2024-01-01', true), (1, '2024-01-02', false)")
+    got = store.sql("SELECT FEATURES labels.label WHERE customer_id = 1 ORDER BY ts")
+    assert got.column("label").to_pylist() == [True, False]
