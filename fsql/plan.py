@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
+from fsql.assign import assign_column
 from fsql.catalog import FeatureGroup
 from fsql.connectors.engine import input_ref
 from fsql.errors import (
@@ -767,10 +768,15 @@ def _lookup_keys(plan: FeaturePlan) -> pa.Table | None:
     arrays = []
     for k in keys:
         ftype = fg.feature(k).ftype  # type: ignore[union-attr]
-        try:
-            arrays.append(pa.array(found[k]).cast(ftype.arrow))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            return None
+        # key values convert as PostgreSQL compares a column with constants:
+        # '42' is 42, 'x' for a bigint key is 22P02 (not an engine error)
+        values = []
+        for v in found[k]:
+            try:
+                values.append(assign_column(pa.array([v]), ftype, k))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                return None
+        arrays.append(pa.concat_arrays(values) if values else pa.array([], ftype.arrow))
     return pa.Table.from_arrays(arrays, names=keys)
 
 

@@ -377,3 +377,16 @@ def test_select_features_naming_no_feature_is_a_syntax_error(fraud):
         fraud.sql(text)
     assert e.value.sqlstate == "42601" and e.value.position == text.index("FROM") + 1
     assert "names no feature" in e.value.message
+
+
+def test_key_lookup_values_convert_as_postgresql_compares_them(fraud):
+    got = fraud.sql("SELECT FEATURES age WHERE customer_id IN (1, '2') ORDER BY customer_id")
+    assert got.column("age").to_pylist() == [30, 41]
+    for text, params in (
+        ("SELECT FEATURES age WHERE customer_id = 'x'", None),
+        ("SELECT FEATURES age WHERE customer_id = $1", ["x"]),
+        ("SELECT FEATURES age WHERE customer_id IN (1, 'y')", None),
+    ):
+        with pytest.raises(FsqlError) as e:
+            fraud.sql(text, params=params)
+        assert e.value.sqlstate == "22P02" and "customer_id" in e.value.message
