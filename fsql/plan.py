@@ -346,6 +346,8 @@ def _micros(us: int) -> exp.Expr:
 
 def _unqualify(node: exp.Expr, names: set[str]) -> exp.Expr:
     """The outer query sees output columns only: ``l.ts`` becomes ``ts``."""
+    if isinstance(node, exp.Column) and node.name in names:
+        return col(node.name)  # the whole condition is one column (WHERE l.flag)
     for c in list(node.find_all(exp.Column)):
         if c.name in names:
             c.replace(col(c.name))

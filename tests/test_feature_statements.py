@@ -390,3 +390,18 @@ def test_key_lookup_values_convert_as_postgresql_compares_them(fraud):
         with pytest.raises(FsqlError) as e:
             fraud.sql(text, params=params)
         assert e.value.sqlstate == "22P02" and "customer_id" in e.value.message
+
+
+def test_where_on_one_qualified_boolean_column(store):
+    store.sql(
+        "CREATE FEATURE GROUP labels (customer_id BIGINT, ts TIMESTAMP, flag BOOLEAN) "
+        "PRIMARY KEY (customer_id) EVENT TIME ts"
+    )
+    store.sql("INSERT INTO labels VALUES (1, '2024-01-01', true), (2, '2024-01-02', false)")
+    store.sql(
+        "CREATE FEATURE GROUP f (customer_id BIGINT, ts TIMESTAMP, x INT) "
+        "PRIMARY KEY (customer_id) EVENT TIME ts"
+    )
+    store.sql("INSERT INTO f VALUES (1, '2023-12-31', 7), (2, '2023-12-31', 8)")
+    got = store.sql("SELECT FEATURES f.x FROM labels AS OF labels.ts WHERE labels.flag")
+    assert got.column("x").to_pylist() == [7]
