@@ -1,5 +1,6 @@
 """The ClickHouse SQL we generate: sqlglot's ClickHouse dialect, except that
-PostgreSQL ``timestamp`` / ``timestamptz`` keep microseconds.
+PostgreSQL ``timestamp`` / ``timestamptz`` keep microseconds and ``date``
+reaches before 1970.
 
 sqlglot maps ``TIMESTAMP`` to ClickHouse ``DateTime`` (whole seconds), which
 would truncate ``TIMESTAMP '2024-01-01 10:00:00.5'`` in a user's query and
@@ -32,6 +33,12 @@ class FsqlClickHouse(ClickHouse):
                     this=exp.DType.DATETIME64,
                     expressions=params,
                     nullable=expression.args.get("nullable"),
+                )
+            if expression.this == exp.DType.DATE:
+                # ClickHouse Date starts at 1970 (earlier dates become
+                # 1970-01-01); Date32 spans 1900-2299, as fsql stores dates
+                expression = exp.DataType(
+                    this=exp.DType.DATE32, nullable=expression.args.get("nullable")
                 )
             return super().datatype_sql(expression)
 

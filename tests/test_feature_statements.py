@@ -405,3 +405,8 @@ def test_where_on_one_qualified_boolean_column(store):
     store.sql("INSERT INTO f VALUES (1, '2023-12-31', 7), (2, '2023-12-31', 8)")
     got = store.sql("SELECT FEATURES f.x FROM labels AS OF labels.ts WHERE labels.flag")
     assert got.column("x").to_pylist() == [7]
+
+
+def test_dates_before_1970_survive_casts(store):
+    got = store.sql("SELECT CAST('1969-12-31' AS date) AS d, DATE '1900-05-01' AS e")
+    assert got.to_pylist() == [{"d": dt.date(1969, 12, 31), "e": dt.date(1900, 5, 1)}]
