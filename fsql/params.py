@@ -33,7 +33,8 @@ def literal(value: Any) -> exp.Expr:
     if isinstance(value, dt.date):
         return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("date"))
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return exp.Literal.string(bytes(value).decode("utf-8", errors="replace"))
+        # bytea: the exact bytes, whatever they are (not text decoded lossily)
+        return exp.Unhex(this=exp.Literal.string(bytes(value).hex()))
     if isinstance(value, (list, tuple)):
         return exp.Array(expressions=[literal(v) for v in value])
     raise InvalidParameter(f"cannot bind a parameter of type {type(value).__name__}")

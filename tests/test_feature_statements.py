@@ -410,3 +410,12 @@ def test_where_on_one_qualified_boolean_column(store):
 def test_dates_before_1970_survive_casts(store):
     got = store.sql("SELECT CAST('1969-12-31' AS date) AS d, DATE '1900-05-01' AS e")
     assert got.to_pylist() == [{"d": dt.date(1969, 12, 31), "e": dt.date(1900, 5, 1)}]
+
+
+def test_bytea_parameters_bind_the_exact_bytes(store):
+    data = pa.table(
+        {"id": [1, 2], "ts": [d(1), d(1)], "payload": pa.array([b"\x00\xff", b"ab"], pa.binary())}
+    )
+    store.create_feature_group("blobs", data, primary_key="id", event_time="ts")
+    got = store.sql("SELECT id FROM blobs WHERE payload = $1", params=[b"\x00\xff"])
+    assert got.column("id").to_pylist() == [1]
