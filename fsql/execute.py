@@ -23,7 +23,7 @@ from fsql.on_demand import bind_connector_table, push_down
 from fsql.params import bind
 from fsql.sql.dialect import bare_features_from, parse
 from fsql.statements import executor_for
-from fsql.tables import bytea_features, restore_binary
+from fsql.tables import bytea_features, json_features, restore_binary
 from fsql.training.dataset import bind_training_dataset
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def run_plain(store: Store, statement: exp.Expr) -> pa.Table:
     binary = bytea_features(groups)
     rewritten = push_down(bind_feature_groups(store, postgres_column_names(statement)))
     result = store.engine.query(rewritten.sql(DIALECT), rewritten.meta.get("fsql_inputs", ()))
-    return restore_binary(result, binary, check_utf8=True)
+    return restore_binary(result, binary, check_utf8=True, json=json_features(groups))
 
 
 def _columns_of(groups: list[Any]) -> dict[str, frozenset[str]]:

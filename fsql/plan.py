@@ -34,7 +34,7 @@ from fsql.errors import (
 from fsql.offline import DIALECT, col, ident, select_from, subquery
 from fsql.offline import alias as alias_
 from fsql.sql.nodes import SelectFeatures
-from fsql.tables import as_arrow, bytea_features, restore_binary
+from fsql.tables import as_arrow, bytea_features, json_features, restore_binary
 from fsql.types import clickhouse_type
 
 if TYPE_CHECKING:
@@ -800,7 +800,7 @@ def execute_plan(store: Store, plan: FeaturePlan) -> pa.Table:
             for f in plan.spine_input.schema
             if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
         }
-    return restore_binary(result, binary)
+    return restore_binary(result, binary, json=json_features(plan.groups))
 
 
 def restore_spine_order(table: pa.Table) -> pa.Table:

@@ -33,13 +33,25 @@ def as_arrow(data: Any) -> pa.Table:
     )
 
 
-def restore_binary(table: pa.Table, names: set[str], *, check_utf8: bool = False) -> pa.Table:
+TYPE_KEY = b"fsql.type"  # field metadata: the feature type an Arrow type does not say
+
+
+def restore_binary(
+    table: pa.Table,
+    names: set[str],
+    *,
+    check_utf8: bool = False,
+    json: set[str] | frozenset[str] = frozenset(),
+) -> pa.Table:
     """ClickHouse keeps ``bytea`` as ``String`` and chDB hands every String
     back as an Arrow string: give the columns ``names`` (bytea features) back
     as binary. With ``check_utf8`` (the query read a bytea feature), any other
     string column that is not valid UTF-8 (a computed value over bytea)
-    becomes binary too, so no layer ever holds an invalid Arrow string."""
-    if not names:
+    becomes binary too, so no layer ever holds an invalid Arrow string.
+    String columns named in ``json`` (json features) are marked with
+    ``fsql.type: json`` field metadata (the Postgres-wire server then
+    describes them as json)."""
+    if not names and not json:
         return table
     columns = list(table.columns)
     fields = list(table.schema)
@@ -48,8 +60,12 @@ def restore_binary(table: pa.Table, names: set[str], *, check_utf8: bool = False
         large = pa.types.is_large_string(f.type)
         if not (large or pa.types.is_string(f.type)):
             continue
+        if f.name in json and f.name not in names:
+            fields[i] = f.with_metadata({**(f.metadata or {}), TYPE_KEY: b"json"})
+            changed = True
+            continue
         if f.name not in names:
-            if not check_utf8:
+            if not (check_utf8 and names):
                 continue
             try:
                 columns[i].validate(full=True)
@@ -68,3 +84,8 @@ def restore_binary(table: pa.Table, names: set[str], *, check_utf8: bool = False
 def bytea_features(groups: Any) -> set[str]:
     """Names of the ``bytea`` features of feature groups ``groups``."""
     return {f.name for fg in groups for f in fg.features if f.type == "bytea"}
+
+
+def json_features(groups: Any) -> set[str]:
+    """Names of the ``json`` features of feature groups ``groups``."""
+    return {f.name for fg in groups for f in fg.features if f.type in ("json", "jsonb")}

@@ -419,3 +419,20 @@ def test_bytea_parameters_bind_the_exact_bytes(store):
     store.create_feature_group("blobs", data, primary_key="id", event_time="ts")
     got = store.sql("SELECT id FROM blobs WHERE payload = $1", params=[b"\x00\xff"])
     assert got.column("id").to_pylist() == [1]
+
+
+def test_json_features_are_marked_as_json(store):
+    store.sql(
+        "CREATE FEATURE GROUP docs (id BIGINT, ts TIMESTAMP, body JSON, note TEXT) "
+        "PRIMARY KEY (id) EVENT TIME ts"
+    )
+    store.sql("""INSERT INTO docs VALUES (1, '2024-01-01', '{"a": 1}', 'x')""")
+    for result in (
+        store.sql("SELECT body, note FROM docs"),
+        store.sql("SELECT FEATURES docs.body, docs.note"),
+        store.get_feature_group("docs").read(),
+    ):
+        body, note = result.schema.field("body"), result.schema.field("note")
+        assert (body.metadata or {}).get(b"fsql.type") == b"json"
+        assert not (note.metadata or {}).get(b"fsql.type")
+        assert json.loads(result.column("body")[0].as_py()) == {"a": 1}
