@@ -80,7 +80,7 @@ class NotSupportedError(DatabaseError):
 
 
 def _wrap(e: FsqlError) -> Error:
-    from fsql.server.chcodes import clickhouse_sqlstate
+    from fsql.errors import clickhouse_sqlstate
 
     if e.sqlstate == "XX000":
         e.sqlstate = clickhouse_sqlstate(e.message) or e.sqlstate
