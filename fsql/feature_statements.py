@@ -19,11 +19,11 @@ from fsql.errors import (
     UndefinedObject,
     position_of,
 )
-from fsql.offline import DIALECT, ident
+from fsql.offline import DIALECT, ident, subquery
 from fsql.plan import execute_plan, plan_features
 from fsql.sql import nodes
 from fsql.statements import executes
-from fsql.types import from_name
+from fsql.types import from_arrow, from_name
 
 if TYPE_CHECKING:
     from fsql.store import Store
@@ -157,11 +157,7 @@ def insert(store: Store, node: exp.Expr) -> pa.Table:
     return _status(f"INSERT 0 {commit.row_count}")
 
 
-def _values_table(store: Store, width: int, values: exp.Values) -> pa.Table:
-    """VALUES rows evaluated by the engine with their own types. Where rows
-    mix kinds in one column the engine returns a Variant; where it finds no
-    common type at all the rows are evaluated as text, which the assignment
-    casts then parse."""
+def _values_rows(width: int, values: exp.Values) -> list[list[exp.Expr]]:
     rows = []
     for row in values.expressions:
         items = row.expressions if isinstance(row, exp.Tuple) else [row]
@@ -171,21 +167,35 @@ def _values_table(store: Store, width: int, values: exp.Values) -> pa.Table:
                 sqlstate="42601",
             )
         rows.append(items)
+    return rows
+
+
+def _values_union(rows: list[list[exp.Expr]], *, as_text: bool = False) -> exp.Expr:
+    """The VALUES rows as one engine query (columns ``c0``, ``c1``, ...)."""
+    selects = []
+    for items in rows:
+        exprs = []
+        for i, v in enumerate(items):
+            v = v.copy()
+            if as_text and not isinstance(v, exp.Null):
+                v = exp.func("toString", v)
+            exprs.append(exp.alias_(v, ident(f"c{i}")))
+        selects.append(exp.select(*exprs))
+    union: exp.Expr = selects[0]
+    for s in selects[1:]:
+        union = exp.union(union, s, distinct=False)
+    return union
+
+
+def _values_table(store: Store, width: int, values: exp.Values) -> pa.Table:
+    """VALUES rows evaluated by the engine with their own types. Where rows
+    mix kinds in one column the engine returns a Variant; where it finds no
+    common type at all the rows are evaluated as text, which the assignment
+    casts then parse."""
+    rows = _values_rows(width, values)
 
     def run(as_text: bool) -> pa.Table:
-        selects = []
-        for items in rows:
-            exprs = []
-            for i, v in enumerate(items):
-                v = v.copy()
-                if as_text and not isinstance(v, exp.Null):
-                    v = exp.func("toString", v)
-                exprs.append(exp.alias_(v, ident(f"c{i}")))
-            selects.append(exp.select(*exprs))
-        union: exp.Expr = selects[0]
-        for s in selects[1:]:
-            union = exp.union(union, s, distinct=False)
-        return store.engine.query(union.sql(DIALECT))
+        return store.engine.query(_values_union(rows, as_text=as_text).sql(DIALECT))
 
     try:
         table = run(as_text=False)
@@ -403,10 +413,102 @@ def explain(store: Store, node: exp.Expr) -> pa.Table:
     elif isinstance(inner, exp.Query):
         bound = push_down(bind_feature_groups(store, inner))
         lines = [bound.sql(DIALECT, pretty=True), *source_lines(bound)]
+    elif isinstance(inner, exp.Insert) and _insert_target(store, inner) is not None:
+        lines = _explain_insert(store, inner)
+    elif isinstance(inner, nodes.CreateFeatureGroup):
+        lines = _explain_create(store, inner)
+    elif isinstance(inner, nodes.DropFeatureGroup):
+        handle = _handle(store, inner.name, _version(inner), inner)
+        versions = [handle.record]
+        if _version(inner) is None and handle.record.qualified_name != inner.name:
+            versions = [g for g in store.feature_groups() if g.name == inner.name]
+        lines = [f"-- catalog: drop {', '.join(g.qualified_name for g in versions)}"]
+        for g in versions:
+            lines += store.offline.explain_drop(g)
     else:
         lines = [f"-- {type(inner).__name__} runs in the catalog, no engine SQL"]
     text = "\n".join(lines)
     return pa.table({"QUERY PLAN": text.split("\n")})
+
+
+def _insert_target(store: Store, node: exp.Insert) -> FeatureGroup | None:
+    target = node.this.this if isinstance(node.this, exp.Schema) else node.this
+    if not isinstance(target, exp.Table):
+        return None
+    for fg in store.feature_groups():
+        if target.name in (fg.name, fg.qualified_name):
+            return _handle(store, target.name, node=target).record  # type: ignore[no-any-return]
+    return None
+
+
+def _source_sql(store: Store, source: exp.Expr, width: int) -> list[str]:
+    """The engine query that evaluates an INSERT's or CTAS's rows."""
+    from fsql.execute import bind_feature_groups
+    from fsql.on_demand import push_down, source_lines
+
+    if isinstance(source, exp.Values):
+        return [_values_union(_values_rows(width, source)).sql(DIALECT, pretty=True) + ";"]
+    bound = push_down(bind_feature_groups(store, source))
+    return [bound.sql(DIALECT, pretty=True) + ";", *source_lines(bound)]
+
+
+def _explain_insert(store: Store, node: exp.Insert) -> list[str]:
+    fg = _insert_target(store, node)
+    assert fg is not None
+    columns = (
+        [c.name for c in node.this.expressions]
+        if isinstance(node.this, exp.Schema)
+        else fg.feature_names
+    )
+    lines = [f"-- rows for {fg.qualified_name}, converted to its feature types (fsql.assign):"]
+    lines += _source_sql(store, node.expression, len(columns))
+    return lines + store.offline.explain_commit(fg, fg.feature_names)
+
+
+def _explain_create(store: Store, node: exp.Expr) -> list[str]:
+    from fsql.catalog import Feature
+    from fsql.execute import bind_feature_groups
+
+    name = node.name
+    taken = [g.version for g in store.feature_groups() if g.name == name]
+    version = _version(node) or (max(taken, default=0) + 1)
+    query = node.args.get("query")
+    if node.args.get("columns"):
+        features = [
+            Feature(c.name, from_name(c.args["kind"].sql(dialect="postgres")).name)
+            for c in node.args["columns"]
+            if c.args.get("kind") is not None
+        ]
+    elif query is not None:
+        probe = (
+            exp.select(exp.Star())
+            .from_(subquery(bind_feature_groups(store, query), "probe"))
+            .limit(0)
+        )
+        schema = store.engine.query(probe.sql(DIALECT)).schema
+        features = [Feature(f.name, from_arrow(f.type).name) for f in schema]
+    else:
+        features = []
+    fg = FeatureGroup(
+        id=0,
+        project=store.project,
+        name=name,
+        version=version,
+        kind="cached",
+        description="",
+        primary_key=tuple(k.name for k in node.args["primary_key"]),
+        event_time=node.args["event_time"].name if node.args.get("event_time") else None,
+        online=bool(node.args.get("online")),
+        has_upserts=False,
+        features=tuple(features),
+        created_at_us=0,
+    )
+    lines = [f"-- catalog: register {fg.qualified_name}", *store.offline.explain_create(fg)]
+    if query is not None:
+        lines.append("-- its first commit, from:")
+        lines += _source_sql(store, query, len(features))
+        lines += store.offline.explain_commit(fg, fg.feature_names)
+    return lines
 
 
 @executes(exp.Command)

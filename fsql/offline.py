@@ -146,6 +146,31 @@ class OfflineStore:
         self.ensure_database(fg.project)
         self.engine.execute(self._create_sql(fg, table_ref(fg)))
 
+    def explain_create(self, fg: FeatureGroup) -> list[str]:
+        """The engine SQL :meth:`create` runs, for EXPLAIN."""
+        database = exp.Create(this=ident(database_name(fg.project)), kind="DATABASE", exists=True)
+        return [database.sql(DIALECT) + ";", self._create_sql(fg, table_ref(fg)) + ";"]
+
+    def explain_commit(self, fg: FeatureGroup, columns: list[str]) -> list[str]:
+        """The engine SQL of one commit (:meth:`insert`), for EXPLAIN; ``N``
+        stands for the commit id the catalog hands out."""
+        staging = table_ref(fg, staging_commit=0)
+        staging.set("this", ident(staging.name[: -len("0")] + "N"))
+        target = exp.Schema(this=staging, expressions=[ident(n) for n in columns])
+        insert = exp.Insert(this=target, expression=select_from([exp.Star()], input_ref(0)))
+        return [
+            f"-- one commit: the rows are staged, checked for duplicate "
+            f"({', '.join(sort_key(fg))}), then attached atomically",
+            self._create_sql(fg, staging) + ";",
+            insert.sql(DIALECT) + ";",
+            f"ALTER TABLE {table_ref(fg).sql(DIALECT)} ATTACH PARTITION tuple() FROM "
+            f"{staging.sql(DIALECT)};",
+            exp.Drop(tables=[staging], kind="TABLE", exists=True).sql(DIALECT) + ";",
+        ]
+
+    def explain_drop(self, fg: FeatureGroup) -> list[str]:
+        return [exp.Drop(tables=[table_ref(fg)], kind="TABLE", exists=True).sql(DIALECT) + ";"]
+
     def drop(self, fg: FeatureGroup) -> None:
         self.engine.execute(
             exp.Drop(tables=[table_ref(fg)], kind="TABLE", exists=True).sql(DIALECT)

@@ -436,3 +436,23 @@ def test_json_features_are_marked_as_json(store):
         assert (body.metadata or {}).get(b"fsql.type") == b"json"
         assert not (note.metadata or {}).get(b"fsql.type")
         assert json.loads(result.column("body")[0].as_py()) == {"a": 1}
+
+
+def test_explain_of_ddl_and_insert_shows_engine_sql_and_changes_nothing(fraud):
+    def plan(text: str) -> str:
+        return "\n".join(fraud.sql("EXPLAIN " + text).column(0).to_pylist())
+
+    before = fraud.sql("SELECT count(*) AS n FROM transactions").column("n").to_pylist()
+    text = plan("INSERT INTO transactions VALUES (9, '2024-02-01', 1.0, 1)")
+    assert 'ATTACH PARTITION tuple() FROM "fsql_default"."_staging_transactions_v1_N"' in text
+    assert 'ALTER TABLE "fsql_default"."transactions_v1"' in text
+    text = plan(
+        "CREATE FEATURE GROUP doubled PRIMARY KEY (customer_id) EVENT TIME event_ts AS "
+        "SELECT customer_id, event_ts, amount_sum_7d * 2 AS x FROM transactions"
+    )
+    assert 'CREATE TABLE IF NOT EXISTS "fsql_default"."doubled_v1"' in text
+    assert '"x" Nullable(Float64)' in text and 'FROM "fsql_default"."transactions_v1"' in text
+    assert 'DROP TABLE IF EXISTS "fsql_default"."labels_v1"' in plan("DROP FEATURE GROUP labels")
+    after = fraud.sql("SELECT count(*) AS n FROM transactions").column("n").to_pylist()
+    assert before == after
+    assert sorted(g.name for g in fraud.feature_groups()) == ["labels", "profile", "transactions"]
