@@ -38,7 +38,16 @@ import sqlglot
 from sqlglot import exp
 
 from fsql.connectors.chdb_engine import NAIVE_TZ, _naive_schema, naive_timestamps
-from fsql.connectors.engine import BeforeRun, TranslateError, before_run, engine_error
+from fsql.connectors.engine import (
+    CANCELED,
+    BeforeRun,
+    CancelScope,
+    QueryCanceled,
+    TranslateError,
+    before_run,
+    current_scope,
+    engine_error,
+)
 from fsql.errors import ConnectionFailure, EngineError, InvalidParameter
 from fsql.types import clickhouse_type, from_arrow
 
@@ -157,6 +166,11 @@ class ClickHouseEngine:
 
     One client session per engine; temporary tables live in it, so requests
     are serialized with a lock (a ClickHouse session runs one query at a time).
+
+    A query or command run inside a :class:`fsql.connectors.engine.CancelScope`
+    is sent with its own ``query_id``; the scope's cancel runs ``KILL QUERY``
+    for it from a second, sessionless client (not yet run against a real
+    server, like the rest of this engine).
     """
 
     name = "clickhouse"
@@ -172,7 +186,10 @@ class ClickHouseEngine:
         args = parse_url(url)
         settings = {"session_timezone": NAIVE_TZ, **args.pop("settings")}
         self._settings = settings
+        self._args = args
         self._lock = threading.RLock()
+        self._killer: Any = None  # the sessionless client KILL QUERY goes through
+        self._killer_lock = threading.Lock()
         try:
             self._client = clickhouse_connect.get_client(
                 **args, autogenerate_session_id=True, settings=settings
@@ -187,12 +204,48 @@ class ClickHouseEngine:
 
     def query(self, sql: str, inputs: Sequence[pa.Table] = ()) -> pa.Table:
         before_run(self, sql)
+        scope = current_scope()
         with self._lock, self._inputs(sql, inputs) as text:
+            qid = self._enter(scope)
             try:
-                result = self._client.query_arrow(text, use_strings=True)
+                result = self._client.query_arrow(
+                    text, use_strings=True, settings=self._query_settings(qid)
+                )
             except Exception as e:
+                if scope is not None and scope.canceled:
+                    raise QueryCanceled(CANCELED) from None
                 raise engine_error(self, _clean(e), text) from None
+            finally:
+                self._leave(scope, qid)
         return naive_timestamps(result)
+
+    # cancel ---------------------------------------------------------------
+
+    def _enter(self, scope: CancelScope | None) -> str | None:
+        if scope is None:
+            return None
+        qid = f"fsql-{uuid.uuid4().hex}"
+        scope.enter(qid, self._kill)
+        return qid
+
+    @staticmethod
+    def _leave(scope: CancelScope | None, qid: str | None) -> None:
+        if scope is not None and qid is not None:
+            scope.leave(qid)
+
+    @staticmethod
+    def _query_settings(qid: str | None) -> dict[str, Any] | None:
+        return {"query_id": qid} if qid is not None else None
+
+    def _kill(self, qid: str) -> None:
+        import clickhouse_connect
+
+        with self._killer_lock:
+            if self._killer is None:
+                self._killer = clickhouse_connect.get_client(
+                    **self._args, autogenerate_session_id=False
+                )
+            self._killer.command(f"KILL QUERY WHERE query_id = '{qid}' ASYNC")
 
     def stream(self, sql: str, batch_rows: int = 65536) -> pa.RecordBatchReader:
         before_run(self, sql)
@@ -240,11 +293,17 @@ class ClickHouseEngine:
                         data = data.rename_columns(columns)
                     self.insert(target, data)
                     return
+            scope = current_scope()
             with self._inputs(sql, inputs) as text:
+                qid = self._enter(scope)
                 try:
-                    self._client.command(text)
+                    self._client.command(text, settings=self._query_settings(qid))
                 except Exception as e:
+                    if scope is not None and scope.canceled:
+                        raise QueryCanceled(CANCELED) from None
                     raise engine_error(self, _clean(e), text) from None
+                finally:
+                    self._leave(scope, qid)
 
     def insert(self, target: exp.Table, data: pa.Table) -> None:
         with self._lock:
@@ -256,6 +315,13 @@ class ClickHouseEngine:
                 ) from None
 
     def close(self) -> None:
+        killer = getattr(self, "_killer", None)
+        if killer is not None:
+            self._killer = None
+            try:
+                killer.close()
+            except Exception:
+                pass
         client = getattr(self, "_client", None)
         if client is not None:
             try:

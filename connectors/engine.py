@@ -8,7 +8,11 @@ the server engine uploads into a temporary table first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextvars
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -48,6 +52,90 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# Cancel -----------------------------------------------------------------------
+#
+# A caller that may need to stop engine work from another thread (the server,
+# on a CancelRequest) runs it inside ``cancellable(scope)``. An engine that can
+# stop a running statement registers each statement it runs there with
+# ``scope.enter(tag, kill)`` and ``scope.leave(tag)``; ``scope.cancel()`` then
+# calls ``kill(tag)`` for every registered statement until each has returned,
+# and every later statement in the scope is refused with :class:`QueryCanceled`.
+
+
+class QueryCanceled(FsqlError):
+    sqlstate = "57014"
+
+
+CANCELED = "canceling statement due to user request"
+
+
+class CancelScope:
+    """The engine statements of one unit of work, which another thread may stop."""
+
+    def __init__(self) -> None:
+        self.canceled = False
+        self._lock = threading.Lock()
+        self._running: dict[str, Callable[[str], None]] = {}
+
+    def enter(self, tag: str, kill: Callable[[str], None]) -> None:
+        """Register a statement about to run; :class:`QueryCanceled` when
+        the scope is canceled already."""
+        with self._lock:
+            if self.canceled:
+                raise QueryCanceled(CANCELED)
+            self._running[tag] = kill
+
+    def leave(self, tag: str) -> None:
+        # under the lock: once this returns, no kill of ``tag`` is under way,
+        # so the engine may reuse whatever identified the statement
+        with self._lock:
+            self._running.pop(tag, None)
+
+    def check(self) -> None:
+        if self.canceled:
+            raise QueryCanceled(CANCELED)
+
+    def cancel(self, timeout: float = 5.0, interval: float = 0.05) -> bool:
+        """Refuse further statements and kill the running ones; blocks until
+        none runs (True) or ``timeout`` seconds have passed (False). Kills are
+        repeated, so a statement registered just before it reached the engine
+        is killed once it shows up there."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self.canceled = True
+        while True:
+            with self._lock:
+                if not self._running:
+                    return True
+                for tag, kill in list(self._running.items()):
+                    try:
+                        kill(tag)
+                    except Exception:  # a failed kill is retried until the deadline
+                        pass
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(interval)
+
+
+_SCOPE: contextvars.ContextVar[CancelScope | None] = contextvars.ContextVar(
+    "fsql_cancel_scope", default=None
+)
+
+
+@contextmanager
+def cancellable(scope: CancelScope | None) -> Iterator[None]:
+    """Run the engine statements of the block in ``scope`` (None: not cancellable)."""
+    token = _SCOPE.set(scope)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def current_scope() -> CancelScope | None:
+    return _SCOPE.get()
 
 
 # Hooks another layer may set on an engine object (both engines run them;

@@ -9,6 +9,7 @@ the others.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import itertools
 import logging
@@ -25,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 import fsql
+from fsql.connectors.engine import CancelScope, cancellable
 from fsql.errors import FsqlError, InvalidParameter
 from fsql.server import auth, fastpath
 from fsql.server.chcodes import clickhouse_sqlstate
@@ -34,6 +36,8 @@ from fsql.server.session import Session
 log = logging.getLogger("fsql.server")
 
 DEFAULT_PORT = 5433
+# how long a cancel waits for the engine call it stopped to return
+CANCEL_WAIT = 5.0
 
 
 @dataclass
@@ -190,13 +194,42 @@ class Server:
 
     # engine and mirror calls (blocking work in threads) ------------------------
 
-    async def run_sql(self, text: str, params: Sequence[Any], project: str) -> pa.Table:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.engine_pool, self._run_sql, text, list(params))
-
-    def _run_sql(self, text: str, params: list[Any]) -> pa.Table:
+    async def run_sql(
+        self, text: str, params: Sequence[Any], project: str, scope: CancelScope | None = None
+    ) -> pa.Table:
+        """Run a statement in an engine thread. With a ``scope``, a cancel
+        while it runs goes through :meth:`stop`."""
+        future = self.engine_pool.submit(self._run_sql, text, list(params), scope)
+        waiter = asyncio.wrap_future(future)
         try:
-            return self.store.sql(text, params or None)
+            return await asyncio.shield(waiter)
+        except asyncio.CancelledError:
+            if scope is not None:
+                await self.stop(scope, future, waiter)
+            raise
+
+    async def stop(
+        self, scope: CancelScope, future: concurrent.futures.Future[Any], waiter: Any
+    ) -> None:
+        """Stop the engine work of ``scope``: a call still queued never starts;
+        the engine statements of a running one are killed, and it is waited
+        for (at most CANCEL_WAIT seconds), so the connection's next statement
+        does not run beside it."""
+        if future.cancel():
+            return
+        stopper = asyncio.ensure_future(asyncio.to_thread(scope.cancel, CANCEL_WAIT))
+        done, _ = await asyncio.wait({waiter}, timeout=CANCEL_WAIT)
+        if waiter in done and not waiter.cancelled():
+            waiter.exception()  # retrieved: the statement's error is the cancel
+        elif not done:
+            log.warning("a canceled engine call is still running after %ss", CANCEL_WAIT)
+            waiter.add_done_callback(lambda w: w.cancelled() or w.exception())
+        await stopper
+
+    def _run_sql(self, text: str, params: list[Any], scope: CancelScope | None = None) -> pa.Table:
+        try:
+            with cancellable(scope):
+                return self.store.sql(text, params or None)
         except FsqlError as e:
             if e.sqlstate == "XX000":
                 e.sqlstate = clickhouse_sqlstate(e.message) or e.sqlstate

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from fsql.connectors.engine import CANCELED, CancelScope, QueryCanceled
 from fsql.errors import FsqlError
 from fsql.server import encode, fastpath, route
 from fsql.server import protocol as p
@@ -40,10 +41,6 @@ _TERMINAL = {
     "DP": b"Tn",
     "E": b"CsI",
 }
-
-
-class QueryCanceled(FsqlError):
-    sqlstate = "57014"
 
 
 class Closed(Exception):
@@ -720,17 +717,22 @@ class Session:
     # engine statements ------------------------------------------------------
 
     async def run_engine(self, text: str, params: list[Any]) -> pa.Table:
-        task = asyncio.ensure_future(self.server.run_sql(text, params, self.database))
+        scope = CancelScope()
+        task = asyncio.ensure_future(self.server.run_sql(text, params, self.database, scope))
         cancel = asyncio.ensure_future(self.canceled.wait())
         try:
             done, _ = await asyncio.wait({task, cancel}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             cancel.cancel()
         if task not in done:
-            # a call still queued for an engine thread never starts; one already
-            # running in chDB cannot be interrupted and its result is dropped
+            # run_sql stops the engine work: a call still queued never starts,
+            # the engine statements of a running one are killed (see Server.stop)
             task.cancel()
-            raise QueryCanceled("canceling statement due to user request")
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+            raise QueryCanceled(CANCELED)
         return task.result()
 
     async def describe_statement(self, stmt: Prepared) -> list[encode.Field] | None:
@@ -975,14 +977,14 @@ class Session:
         next_batch: asyncio.Future[bytes] | None = None
         if n <= encode.SMALL_ROWS:
             if self.canceled.is_set():
-                raise QueryCanceled("canceling statement due to user request")
+                raise QueryCanceled(CANCELED)
             small = encode.small_data_rows(table, fields)
             if small is not None:
                 self.write(small)  # goes out with the rest of the reply
                 return
         while start < n:
             if self.canceled.is_set():
-                raise QueryCanceled("canceling statement due to user request")
+                raise QueryCanceled(CANCELED)
             size = min(BATCH_ROWS, n - start)
             if size < 512:
                 data = encode.data_rows(table.slice(start, size), fields)
@@ -1019,7 +1021,7 @@ class Session:
         first = True
         while start < result.num_rows or first:
             if self.canceled.is_set():
-                raise QueryCanceled("canceling statement due to user request")
+                raise QueryCanceled(CANCELED)
             size = min(BATCH_ROWS, result.num_rows - start)
             batch = result.slice(start, size)
             if fmt == "csv":

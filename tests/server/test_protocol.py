@@ -130,6 +130,75 @@ def test_cancel_stops_the_running_query(pg_server: Server) -> None:
         assert c.execute("SELECT 41 + 1").fetchone() == (42,)
 
 
+# about 12 s of CPU on two cores: long enough that a cancel which does not stop
+# the engine is seen, bounded if it does not
+ENGINE_LONG = "SELECT sum(sqrt(number)) FROM numbers(10000000000)"
+
+
+def _run_long(c: object, result: dict[str, object], sql: str = ENGINE_LONG) -> threading.Thread:
+    import psycopg
+
+    def run() -> None:
+        t0 = time.monotonic()
+        try:
+            c.execute(sql).fetchall()  # type: ignore[attr-defined]
+            result["outcome"] = "finished"
+        except psycopg.errors.QueryCanceled as e:
+            result["outcome"] = e.sqlstate
+        result["elapsed"] = time.monotonic() - t0
+
+    th = threading.Thread(target=run)
+    th.start()
+    return th
+
+
+def test_cancel_stops_the_engine_work(pg_server: Server) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        count = c.execute("SELECT count(*) FROM transactions").fetchone()
+        result: dict[str, object] = {}
+        th = _run_long(c, result)
+        time.sleep(1.0)
+        t_cancel = time.monotonic()
+        c.cancel()
+        th.join(60)
+        assert result["outcome"] == "57014"
+        assert time.monotonic() - t_cancel < 2.0
+        # the engine query really stopped: the next engine statement on the same
+        # connection does not wait behind it
+        t0 = time.monotonic()
+        assert c.execute("SELECT count(*) FROM transactions").fetchone() == count
+        assert time.monotonic() - t0 < 2.0
+    _select_one(pg_server)
+
+
+def test_short_engine_query_runs_beside_a_long_one(pg_server: Server) -> None:
+    import psycopg
+
+    with (
+        psycopg.connect(pg_server.dsn, autocommit=True) as a,
+        psycopg.connect(pg_server.dsn, autocommit=True) as b,
+    ):
+        count = b.execute("SELECT count(*) FROM transactions").fetchone()
+        result: dict[str, object] = {}
+        th = _run_long(a, result)
+        try:
+            time.sleep(0.5)
+            for _ in range(3):
+                t0 = time.monotonic()
+                assert b.execute("SELECT count(*) FROM transactions").fetchone() == count
+                assert b.execute(
+                    "SELECT count(*) FROM transactions WHERE customer_id = %s", (1,)
+                ).fetchone() == (2,)
+                assert time.monotonic() - t0 < 2.0
+            assert "outcome" not in result  # the long one was running all along
+        finally:
+            a.cancel()
+            th.join(60)
+        assert result["outcome"] == "57014"
+
+
 STREAM_CLIENT = """
 import sys, psycopg
 with psycopg.connect(sys.argv[1], autocommit=True) as c:
