@@ -156,7 +156,7 @@ class FeaturePlan:
                 q.append("joins", exp.Join(this=subquery(sub, alias), side="LEFT", on=on))
         assert q is not None
         for k in self.key_columns:
-            selects.append(alias_(col(k, base_alias), k))
+            selects.append(alias_(col(k, self._owner_alias(k, len(self.groups))), k))
         for f in self.features:
             assert f.fg is not None
             selects.append(alias_(col(f.feature, self._alias_of(f.fg)), f.alias))
@@ -587,7 +587,10 @@ def plan_features(
                 )
             join_keys[fg.id] = keys
             available += [k for k in fg.primary_key if k not in available]
-        key_columns = list(groups[0].primary_key)
+        # a group keyed wider than the ones before it (customer, merchant
+        # after customer) has several rows per entity: its extra key columns
+        # are output too, so those rows can be told apart
+        key_columns = available
         refs = [
             r
             for r in refs

@@ -456,3 +456,22 @@ def test_explain_of_ddl_and_insert_shows_engine_sql_and_changes_nothing(fraud):
     after = fraud.sql("SELECT count(*) AS n FROM transactions").column("n").to_pylist()
     assert before == after
     assert sorted(g.name for g in fraud.feature_groups()) == ["labels", "profile", "transactions"]
+
+
+def test_a_group_keyed_wider_than_the_base_outputs_its_extra_key(store):
+    store.sql(
+        "CREATE FEATURE GROUP cust (customer_id BIGINT, ts TIMESTAMP, age INT) "
+        "PRIMARY KEY (customer_id) EVENT TIME ts"
+    )
+    store.sql(
+        "CREATE FEATURE GROUP cm (customer_id BIGINT, merchant_id BIGINT, ts TIMESTAMP, "
+        "spend DOUBLE PRECISION) PRIMARY KEY (customer_id, merchant_id) EVENT TIME ts"
+    )
+    store.sql("INSERT INTO cust VALUES (1, '2024-01-01', 30), (2, '2024-01-01', 40)")
+    store.sql("INSERT INTO cm VALUES (1, 10, '2024-01-01', 5.0), (1, 11, '2024-01-01', 7.0)")
+    got = store.sql("SELECT FEATURES age, spend ORDER BY customer_id, merchant_id")
+    assert got.to_pylist() == [
+        {"customer_id": 1, "merchant_id": 10, "age": 30, "spend": 5.0},
+        {"customer_id": 1, "merchant_id": 11, "age": 30, "spend": 7.0},
+        {"customer_id": 2, "merchant_id": None, "age": 40, "spend": None},
+    ]

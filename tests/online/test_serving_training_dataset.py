@@ -52,6 +52,7 @@ def test_vector_of_a_training_dataset(store: fsql.Store) -> None:
         primary_key="customer_id",
         event_time="ts",
         online=True,
+        version=2,
     )
     assert store.get_feature_vector(td, {"customer_id": 2}) == [40, 2.0]
     assert store.get_feature_vector(["amount"], {"customer_id": 2}) == [99.0]
