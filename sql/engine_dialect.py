@@ -24,6 +24,25 @@ class FsqlClickHouse(ClickHouse):
             exp.CurrentTimestamp: lambda *_: "now64(6)",
         }
 
+        def generateseries_sql(self, expression: exp.GenerateSeries) -> str:
+            # ClickHouse's table function is lower case (names are case-sensitive)
+            args = [expression.args.get(k) for k in ("start", "end", "step")]
+            return self.func("generate_series", *[a for a in args if a is not None])
+
+        def unnest_sql(self, expression: exp.Unnest) -> str:
+            # generate_series(a, b) in a select list (PostgreSQL's set-returning
+            # use) is one row per value: arrayJoin over range(a, b + 1)
+            (inner,) = expression.expressions if len(expression.expressions) == 1 else (None,)
+            if isinstance(inner, exp.GenerateSeries) and not isinstance(
+                expression.parent, (exp.From, exp.Join, exp.Table)
+            ):
+                end = exp.Add(this=inner.args["end"].copy(), expression=exp.Literal.number(1))
+                args = [inner.args["start"], end]
+                if inner.args.get("step") is not None:
+                    args.append(inner.args["step"])
+                return self.func("arrayJoin", exp.func("range", *args))
+            return super().unnest_sql(expression)
+
         def datatype_sql(self, expression: exp.DataType) -> str:
             if expression.this in _TIMESTAMPS and not expression.expressions:
                 params: list[exp.Expression] = [exp.DataTypeParam(this=exp.Literal.number(6))]

@@ -475,3 +475,9 @@ def test_a_group_keyed_wider_than_the_base_outputs_its_extra_key(store):
         {"customer_id": 1, "merchant_id": 11, "age": 30, "spend": 7.0},
         {"customer_id": 2, "merchant_id": None, "age": 40, "spend": None},
     ]
+
+
+def test_generate_series(store):
+    got = store.sql("SELECT * FROM generate_series(1, 10, 4)")
+    assert got.column(0).to_pylist() == [1, 5, 9]
+    assert store.sql("SELECT generate_series(1, 3)").column(0).to_pylist() == [1, 2, 3]
