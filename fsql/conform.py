@@ -60,6 +60,8 @@ def conform(fg: FeatureGroup, table: pa.Table) -> pa.Table:
     mistyped: list[str] = []
     for name, ftype in expected.items():
         if name in given and not compatible(table.schema.field(name).type, ftype.arrow):
+            if _integral_floats(table.column(name), ftype):
+                continue  # pandas' int column with missing values: stored as integers
             mistyped.append(f"{name} (expected {ftype.name}, got {table.schema.field(name).type})")
     if missing or extra or mistyped:
         problems = []
@@ -90,6 +92,20 @@ def conform(fg: FeatureGroup, table: pa.Table) -> pa.Table:
             + "; primary key and event time columns must not be null",
         )
     return out
+
+
+def _integral_floats(col: pa.ChunkedArray, ftype: FeatureType) -> bool:
+    """A float column whose values are all whole numbers (or null) going to an
+    integer feature: what pandas makes of an integer column with a missing
+    value (NaN turns into float64). The safe cast then checks the range, and
+    the nulls meet the usual NOT NULL check of keys."""
+    if not (pa.types.is_floating(col.type) and pa.types.is_integer(ftype.arrow)):
+        return False
+    valid = pc.drop_null(col)
+    if len(valid) == 0:
+        return True
+    finite = pc.all(pc.is_finite(valid)).as_py()
+    return bool(finite) and bool(pc.all(pc.equal(pc.floor(valid), valid)).as_py())
 
 
 def _cast(fg: FeatureGroup, name: str, col: pa.ChunkedArray, ftype: FeatureType) -> pa.ChunkedArray:

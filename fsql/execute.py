@@ -115,14 +115,19 @@ def postgres_column_names(statement: exp.Expr) -> exp.Expr:
 
 
 def _pg_name(e: exp.Expr) -> str | None:
-    if isinstance(e, exp.Window):  # rank() OVER (...) is "rank"
+    if isinstance(e, (exp.Window, exp.Filter)):  # rank() OVER (...) is "rank"
         return _pg_name(e.this)
+    if isinstance(e, exp.Case):
+        return "case"
     if isinstance(e, exp.Cast):
         inner = e.this
         return inner.name if isinstance(inner, exp.Column) else e.to.sql(dialect="postgres").lower()
     if isinstance(e, exp.Func):
-        name = e.sql_name() if not isinstance(e, exp.Anonymous) else str(e.this)
-        return name.lower()
+        if isinstance(e, exp.Anonymous):
+            return str(e.this).lower()
+        # the name PostgreSQL spells it with (string_agg, not group_concat)
+        spelled = e.sql(dialect="postgres").split("(", 1)[0].strip()
+        return (spelled if spelled.replace("_", "").isalnum() else e.sql_name()).lower()
     return "?column?"
 
 

@@ -528,9 +528,17 @@ def _check_names(
     for key in keys:
         t = columns[key]
         if t.name.endswith("[]") or t.name in ("real", "double precision", "json"):
+            hint = None
+            if t.name in ("real", "double precision"):
+                hint = (
+                    "A key is an integer, text, date or timestamp. pandas turns an integer "
+                    "column with a missing value into float64: use the nullable 'Int64' dtype "
+                    "(the missing keys are then reported as nulls), or drop those rows."
+                )
             raise DatatypeMismatch(
                 f'primary key column "{key}" has type {t.name}, which cannot be a key',
                 sqlstate="42804",
+                hint=hint,
             )
     unknown = [f for f in (features or {}) if f not in columns]
     if unknown:

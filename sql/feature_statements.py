@@ -61,6 +61,13 @@ def _parse_feature_item(p: Parser) -> exp.Expr:
     return item
 
 
+def _required_time(p: Parser, words: str) -> exp.Expr:
+    value = p._parse_bitwise()
+    if value is None:
+        p.raise_error(f"{words} needs a time (TIMESTAMP '...', an expression or spine.column)")
+    return value
+
+
 def _parse_spine(p: Parser) -> exp.Expr:
     if p._match(TokenType.L_PAREN):
         query = p._parse_select(nested=True, parse_subquery_alias=False)
@@ -99,9 +106,9 @@ def parse_select_features(p: Parser) -> SelectFeatures:
     if p._match(TokenType.FROM):
         node.set("spine", _parse_spine(p))
     if p._match_text_seq("AS", "OF"):
-        node.set("as_of", p._parse_bitwise())
+        node.set("as_of", _required_time(p, "AS OF"))
     if p._match_text_seq("FOR", "SYSTEM_TIME", "AS", "OF"):
-        node.set("system_time", p._parse_bitwise())
+        node.set("system_time", _required_time(p, "FOR SYSTEM_TIME AS OF"))
     where = p._parse_where()
     if where is not None:
         node.set("where", where)

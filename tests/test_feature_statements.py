@@ -174,9 +174,13 @@ def test_plain_sql_joins_aggregates_windows_ctes(fraud):
 def test_unnamed_result_columns_get_postgres_names(fraud):
     out = fraud.sql(
         "SELECT customer_id, count(*), max(amount_sum_7d), 1 + 1, "
-        "rank() OVER (ORDER BY customer_id) FROM transactions GROUP BY customer_id"
+        "rank() OVER (ORDER BY customer_id), string_agg(CAST(tx_count_7d AS TEXT), ','), "
+        "sum(tx_count_7d) FILTER (WHERE tx_count_7d > 1), "
+        "CASE WHEN customer_id > 1 THEN 1 END FROM transactions GROUP BY customer_id"
     )
-    assert out.column_names == ["customer_id", "count", "max", "?column?", "rank"]
+    assert out.column_names == [
+        "customer_id", "count", "max", "?column?", "rank", "string_agg", "sum", "case"
+    ]  # fmt: skip
 
 
 def test_insert_select_is_one_commit(fraud):

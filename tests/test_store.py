@@ -430,3 +430,29 @@ def test_duplicate_columns_and_a_key_holding_the_event_time(store):
     store.sql("INSERT INTO labels VALUES (1, '2024-01-01', true), (1, '2024-01-02', false)")
     got = store.sql("SELECT FEATURES labels.label WHERE customer_id = 1 ORDER BY ts")
     assert got.column("label").to_pylist() == [True, False]
+
+
+def test_pandas_integer_columns_with_missing_values(store):
+    import pandas as pd
+
+    make_fg(store)
+    fg = store.get_feature_group("transactions")
+    # pandas stores an int column with a missing value as float64 (NaN)
+    frame = pd.DataFrame(
+        {
+            "customer_id": [None, 6.0],
+            "event_ts": [ts(1), ts(2)],
+            "amount": [1.0, 2.0],
+        }
+    )
+    with pytest.raises(FsqlError) as e:
+        fg.insert(frame)
+    assert e.value.sqlstate == "23502" and "customer_id (1 rows)" in e.value.message
+    fg.insert(frame.dropna())
+    assert 6 in fg.read().column("customer_id").to_pylist()
+    with pytest.raises(FsqlError) as e:
+        fg.insert(frame.assign(customer_id=[5.5, 6.0]))
+    assert e.value.sqlstate == "42804"  # not a whole number: still mistyped
+    with pytest.raises(DatatypeMismatch) as e:
+        store.create_feature_group("k", frame, primary_key="customer_id", version=None)
+    assert "Int64" in (e.value.hint or "")

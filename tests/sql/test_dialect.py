@@ -106,6 +106,8 @@ def test_show_setting_is_a_command():
         ("CREATE FEATURE GROUP g (k BIGINT)", "PRIMARY KEY"),
         ("SELECT 1 FROM t WHERE", "end of input"),
         ("ALTER FEATURE GROUP g SET COLOR 'red'", None),
+        ("SELECT FEATURES a AS OF", "AS OF needs a time"),
+        ("SELECT FEATURES a FOR SYSTEM_TIME AS OF WHERE k = 1", "SYSTEM_TIME AS OF needs a time"),
     ],
 )
 def test_syntax_errors_have_sqlstate_and_position(text, token):
