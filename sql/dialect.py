@@ -15,6 +15,7 @@ import re
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokens import Token, TokenType
 
@@ -281,4 +282,5 @@ def parse(text: str) -> list[exp.Expr]:
         statements = dialect.parser().parse(tokens, text)
     except ParseError as e:
         raise _syntax_error(text, tokens, e) from None
-    return [s for s in statements if s is not None]
+    # PostgreSQL folds unquoted identifiers to lower case ("Amount" stays as is)
+    return [normalize_identifiers(s, dialect="postgres") for s in statements if s is not None]

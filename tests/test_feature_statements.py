@@ -485,3 +485,24 @@ def test_generate_series(store):
     got = store.sql("SELECT * FROM generate_series(1, 10, 4)")
     assert got.column(0).to_pylist() == [1, 5, 9]
     assert store.sql("SELECT generate_series(1, 3)").column(0).to_pylist() == [1, 2, 3]
+
+
+def test_unquoted_identifiers_fold_to_lower_case(store):
+    store.sql(
+        "CREATE FEATURE GROUP Cust (Customer_ID BIGINT, TS TIMESTAMP, Age INT) "
+        "PRIMARY KEY (Customer_ID) EVENT TIME TS"
+    )
+    store.sql("INSERT INTO CUST VALUES (1, '2024-01-01', 30)")
+    assert [g.name for g in store.feature_groups()] == ["cust"]
+    assert store.sql("SELECT CUSTOMER_ID, AGE AS Years FROM cust").to_pylist() == [
+        {"customer_id": 1, "years": 30}
+    ]
+    assert store.sql("SELECT FEATURES Age").column("age").to_pylist() == [30]
+    # a name with capitals (from Python) is reached quoted, as in PostgreSQL
+    store.create_feature_group(
+        "Upper", pa.table({"K": [1], "ts": [d(1)], "Amount": [1.0]}), primary_key="K"
+    )
+    assert store.sql('SELECT "Amount" FROM "Upper"').column(0).to_pylist() == [1.0]
+    with pytest.raises(FsqlError) as e:
+        store.sql('SELECT Amount FROM "Upper"')
+    assert e.value.sqlstate == "42703" and "'Amount'" in (e.value.hint or "")
