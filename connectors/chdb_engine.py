@@ -186,6 +186,7 @@ class ChdbEngine:
                     conn.session.query(f"SET log_comment = '{tag}'", "Null")
                 result = self._call(conn.session, sql, fmt, *inputs)
             except Exception as e:  # chDB raises bare RuntimeError/ChdbError
+                _flush(conn.session)
                 if scope is not None and scope.canceled:
                     raise QueryCanceled(CANCELED) from None
                 raise engine_error(self, _clean(str(e)), sql) from None
@@ -309,3 +310,14 @@ def _clean(message: str) -> str:
             text = text[: cut + 1]
             break
     return text
+
+
+def _flush(session: Any) -> None:
+    """A query that fails while its result is being written leaves bytes of
+    that result in the session's output buffer, and chDB hands them to the
+    next query ("Message metadata too long" for Arrow): one throwaway query
+    takes them, so the session's next caller gets its own result."""
+    try:
+        session.query("SELECT 1", "Null")
+    except Exception:
+        pass

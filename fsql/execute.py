@@ -17,7 +17,7 @@ from fsql.errors import (
     did_you_mean,
     position_of,
 )
-from fsql.names import check_columns
+from fsql.names import check_columns, mark_integer_division
 from fsql.offline import COMMIT_ID, COMMIT_TIME, DIALECT, subquery
 from fsql.on_demand import bind_connector_table, push_down
 from fsql.params import bind
@@ -67,6 +67,7 @@ def run_plain(store: Store, statement: exp.Expr) -> pa.Table:
                 hint="SELECT FEATURES f1, f2 FROM spine AS OF spine.ts",
             ) from None
         raise
+    mark_integer_division(statement, _types_of(groups))
     binary = bytea_features(groups)
     rewritten = push_down(bind_feature_groups(store, postgres_column_names(statement)))
     result = store.engine.query(rewritten.sql(DIALECT), rewritten.meta.get("fsql_inputs", ()))
@@ -79,6 +80,16 @@ def _columns_of(groups: list[Any]) -> dict[str, frozenset[str]]:
     out: dict[str, frozenset[str]] = {}
     for fg in sorted(groups, key=lambda g: g.version):
         cols = frozenset([*fg.feature_names, COMMIT_ID, COMMIT_TIME])
+        out[fg.name] = cols
+        out[fg.qualified_name] = cols
+    return out
+
+
+def _types_of(groups: list[Any]) -> dict[str, dict[str, str]]:
+    """Table name -> column -> PostgreSQL type, latest version for ``fg``."""
+    out: dict[str, dict[str, str]] = {}
+    for fg in sorted(groups, key=lambda g: g.version):
+        cols = {f.name: f.type for f in fg.features}
         out[fg.name] = cols
         out[fg.qualified_name] = cols
     return out

@@ -125,3 +125,40 @@ def _maybe_outer(scope: Scope, name: str, relations: Mapping[str, frozenset[str]
                 return True
         current = current.parent
     return False
+
+
+INT_DIV = "fsql_integer_division"  # meta flag the engine generator reads
+_INTEGERS = (exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT)
+
+
+def mark_integer_division(statement: exp.Expr, types: Mapping[str, Mapping[str, str]]) -> None:
+    """PostgreSQL divides integers as integers (``7 / 2`` is 3, ``1 / 0`` an
+    error), ClickHouse as floats. Mark each ``/`` whose operands are both
+    integers, typed on a copy with the feature groups' column ``types``
+    (table -> column -> PostgreSQL type), for the generator to emit
+    ``intDiv``. In place; unknown types leave a division as it is."""
+    divisions = list(statement.find_all(exp.Div))
+    if not divisions:
+        return
+    from sqlglot.optimizer.annotate_types import annotate_types
+    from sqlglot.optimizer.qualify_columns import qualify_columns
+
+    schema = {t: dict(cols) for t, cols in types.items()}
+    typed = statement.copy()
+    try:
+        qualify_columns(typed, schema=schema, expand_stars=False)
+        annotate_types(typed, schema=schema, dialect="postgres")
+    except Exception:  # a shape the optimizer does not cover: float division stays
+        return
+    copies = list(typed.find_all(exp.Div))
+    if len(copies) != len(divisions):
+        return
+    for node, copy in zip(divisions, copies, strict=True):
+        left, right = copy.this.type, copy.expression.type
+        if (
+            left is not None
+            and right is not None
+            and left.is_type(*_INTEGERS)
+            and right.is_type(*_INTEGERS)
+        ):
+            node.meta[INT_DIV] = True

@@ -24,6 +24,13 @@ class FsqlClickHouse(ClickHouse):
             exp.CurrentTimestamp: lambda *_: "now64(6)",
         }
 
+        def div_sql(self, expression: exp.Div) -> str:
+            # integers divide as integers, as in PostgreSQL (the planner marks
+            # those divisions; see fsql.names.mark_integer_division)
+            if expression.meta.get("fsql_integer_division"):
+                return self.func("intDiv", expression.this, expression.expression)
+            return super().div_sql(expression)
+
         def generateseries_sql(self, expression: exp.GenerateSeries) -> str:
             # ClickHouse's table function is lower case (names are case-sensitive)
             args = [expression.args.get(k) for k in ("start", "end", "step")]

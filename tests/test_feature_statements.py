@@ -506,3 +506,21 @@ def test_unquoted_identifiers_fold_to_lower_case(store):
     with pytest.raises(FsqlError) as e:
         store.sql('SELECT Amount FROM "Upper"')
     assert e.value.sqlstate == "42703" and "'Amount'" in (e.value.hint or "")
+
+
+def test_integers_divide_as_integers(fraud):
+    got = fraud.sql("SELECT 7 / 2 AS a, -7 / 2 AS b, 7.0 / 2 AS c").to_pylist()
+    assert got == [{"a": 3, "b": -3, "c": 3.5}]
+    got = fraud.sql(
+        "SELECT tx_count_7d / 2 AS half, amount_sum_7d / 2 AS amount_half, "
+        "CAST(tx_count_7d AS DOUBLE PRECISION) / 2 AS exact "
+        "FROM transactions ORDER BY customer_id, event_ts"
+    ).to_pylist()
+    assert [r["half"] for r in got] == [0, 1, 0]
+    assert [r["amount_half"] for r in got] == [5.0, 10.0, 2.75]
+    assert [r["exact"] for r in got] == [0.5, 1.0, 0.5]
+    with pytest.raises(FsqlError) as e:
+        fraud.sql("SELECT tx_count_7d / (tx_count_7d - 1) FROM transactions")
+    assert e.value.sqlstate == "22012"
+    # the engine session is fine after an error raised mid-result
+    assert fraud.sql("SELECT count(*) AS n FROM transactions").column("n").to_pylist() == [3]
