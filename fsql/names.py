@@ -143,7 +143,7 @@ def mark_integer_division(statement: exp.Expr, types: Mapping[str, Mapping[str, 
     from sqlglot.optimizer.annotate_types import annotate_types
     from sqlglot.optimizer.qualify_columns import qualify_columns
 
-    schema = {t: dict(cols) for t, cols in types.items()}
+    schema: dict[str, object] = {t: dict(cols) for t, cols in types.items()}
     typed = statement.copy()
     try:
         qualify_columns(typed, schema=schema, expand_stars=False)

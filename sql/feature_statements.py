@@ -65,6 +65,7 @@ def _required_time(p: Parser, words: str) -> exp.Expr:
     value = p._parse_bitwise()
     if value is None:
         p.raise_error(f"{words} needs a time (TIMESTAMP '...', an expression or spine.column)")
+        raise AssertionError("unreachable: the parser raises")  # for type checkers
     return value
 
 
