@@ -91,6 +91,9 @@ class Mirror:
         self._describe: dict[str, psycopg.Connection] = {}
         self._describe_lock = threading.Lock()
         self._server: Any = None
+        # server user -> the mirror role its backend connection logs in as
+        self._roles: dict[str, str] = {}
+        self._roles_lock = threading.Lock()
 
     # lifecycle ------------------------------------------------------------
 
@@ -167,6 +170,88 @@ class Mirror:
                     sql.Identifier(CLIENT_ROLE)
                 )
             )
+
+    # session identities -----------------------------------------------------
+
+    @property
+    def own_roles(self) -> bool:
+        """True when each server user gets a mirror role of its own (the
+        embedded mirror); a configured mirror keeps its one role."""
+        return self.url is None
+
+    def cached_role(self, user: str) -> str | None:
+        """The mirror role of ``user`` when it is already known (no I/O)."""
+        if not self.own_roles:
+            assert self.target is not None
+            return self.target.user
+        return self._roles.get(user)
+
+    def role_for(self, user: str) -> str:
+        """The mirror role a session of ``user`` logs in as, so that
+        ``current_user``, ``session_user`` and ``pg_stat_activity`` name the
+        user who logged in: a role of the same name, created on first use
+        with the read-only privileges of ``fsql_client`` (it is a member of
+        it). A name that cannot be such a role (too long, reserved such as
+        ``pg_*`` or ``public``, or an existing role fsql did not create, such
+        as ``postgres``), or a configured mirror, gives ``fsql_client``'s
+        (the configured) role instead."""
+        assert self.target is not None
+        if not self.own_roles:
+            return self.target.user
+        known = self._roles.get(user)
+        if known is not None:
+            return known
+        with self._roles_lock:
+            if user not in self._roles:
+                self._roles[user] = self._ensure_user_role(user)
+            return self._roles[user]
+
+    def ensure_roles(self, users: list[str]) -> None:
+        """Create the mirror roles of ``users`` ahead of their first login."""
+        for user in users:
+            self.role_for(user)
+
+    def _ensure_user_role(self, user: str) -> str:
+        if user == CLIENT_ROLE:
+            return CLIENT_ROLE
+        if not user or len(user.encode()) > 63 or user.lower().startswith("pg_"):
+            return CLIENT_ROLE  # PostgreSQL would truncate, or refuses the name
+        role = sql.Identifier(user)
+        try:
+            with self._admin("postgres") as conn:
+                row = conn.execute(
+                    "SELECT r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication"
+                    " OR r.rolbypassrls, pg_has_role(r.oid, c.oid, 'MEMBER')"
+                    " FROM pg_roles r, pg_roles c WHERE r.rolname = %s AND c.rolname = %s",
+                    (user, CLIENT_ROLE),
+                ).fetchone()
+                if row is not None:
+                    privileged, member = row
+                    if privileged or not member:
+                        log.info("mirror role %r is not fsql's: using %s", user, CLIENT_ROLE)
+                        return CLIENT_ROLE
+                else:
+                    with conn.transaction():
+                        conn.execute(
+                            sql.SQL(
+                                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
+                                " NOREPLICATION NOBYPASSRLS INHERIT IN ROLE {}"
+                            ).format(role, sql.Identifier(CLIENT_ROLE))
+                        )
+                        conn.execute(
+                            sql.SQL("COMMENT ON ROLE {} IS {}").format(
+                                role, sql.Literal("fsql server user (read-only catalog mirror)")
+                            )
+                        )
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role)
+                )
+            return user
+        except psycopg.Error as e:
+            log.warning("no mirror role for user %r (%s): using %s", user, e, CLIENT_ROLE)
+            return CLIENT_ROLE
+        except ConnectionFailure:
+            return CLIENT_ROLE
 
     # the derived copy of the catalog --------------------------------------
 

@@ -190,11 +190,15 @@ class Route:
     const: pa.Table | None = None
     name: str = ""  # cursor name for DECLARE/FETCH/CLOSE
     inner: str = ""  # DECLARE's / COPY's query text
+    inner_at: int = -1  # where ``inner`` starts in the statement text (-1: generated)
     count: int | None = None  # FETCH count, None for ALL
     copy_options: dict[str, str] = field(default_factory=dict)
     error: str = ""  # REFUSED: the message
     hint: str = ""
     cache: dict[str, bytes] = field(default_factory=dict)  # encoded constant results
+    # the FSQL parser's verdict on the engine text, found at Parse:
+    # None (not yet parsed), False (it parses) or its error
+    syntax_error: BaseException | bool | None = None
 
 
 @lru_cache(maxsize=4096)
@@ -265,7 +269,15 @@ def _declare(text: str, w: list[str]) -> Route:
             inner = text[s + m.end() :]
             sub = classify(inner)
             return (
-                Route(DECLARE, "declare", name=name, inner=inner, returns_rows=False, ddl=False)
+                Route(
+                    DECLARE,
+                    "declare",
+                    name=name,
+                    inner=inner,
+                    inner_at=s + m.end(),
+                    returns_rows=False,
+                    ddl=False,
+                )
                 if sub.kind != MIRROR
                 else Route(MIRROR, "declare")
             )
@@ -351,7 +363,9 @@ def _copy(text: str, w: list[str]) -> Route:
                         sub = classify(inner)
                         if sub.kind == MIRROR:
                             return Route(MIRROR, "copy")
-                        return Route(COPY, "copy", inner=inner, copy_options=options)
+                        return Route(
+                            COPY, "copy", inner=inner, inner_at=start, copy_options=options
+                        )
         return Route(ENGINE, "copy")
     query = _copy_table_query(w)
     if query is None:

@@ -97,6 +97,8 @@ class Server:
         """Start the mirror and bring it up to date with the catalog."""
         self.mirror.start()
         self.mirror.sync(self.store.catalog, force=True)
+        if self.auth == "scram":  # the users' mirror roles (see Mirror.role_for)
+            self.mirror.ensure_roles(auth.users(self.store.catalog))
         hooks = getattr(self.store, "on_catalog_change", None)
         if isinstance(hooks, list):
             hooks.append(lambda *_: self.mirror.sync(self.store.catalog))

@@ -83,7 +83,7 @@ class Backend:
         self.status = b"I"
 
     @classmethod
-    async def connect(cls, server: Server, database: str, app: str) -> Backend:
+    async def connect(cls, server: Server, database: str, app: str, user: str = "") -> Backend:
         target = server.mirror.target
         assert target is not None
         if target.unix_path:
@@ -92,7 +92,7 @@ class Backend:
             r, w = await asyncio.open_connection(target.host, target.port)
         b = cls(r, w)
         params = {
-            "user": target.user,
+            "user": user or target.user,
             "database": database,
             "application_name": app or "fsql",
             "client_encoding": "UTF8",
@@ -180,6 +180,7 @@ class Session:
         self.user = ""
         self.database = ""
         self.app = ""
+        self.mirror_role = ""  # the mirror role the backend logs in as (see Mirror.role_for)
         self.backend: Backend | None = None
         self.backend_lock = asyncio.Lock()
         self.pending: list[str] = []  # forwarded extended messages awaiting replies
@@ -313,6 +314,11 @@ class Session:
                 sqlstate="3D000",
                 hint="Each fsql project is a database: " + ", ".join(projects) + ".",
             )
+        mirror = self.server.mirror
+        role = mirror.cached_role(self.user)
+        if role is None:  # first login of this user: its mirror role is made once
+            role = await asyncio.to_thread(mirror.role_for, self.user)
+        self.mirror_role = role
         self.write(p.auth_ok())
         for k, v in self.server.parameter_status(self).items():
             self.write(p.parameter_status(k, v))
@@ -503,6 +509,7 @@ class Session:
             await self.drain_backend()
             if name and name in self.statements:
                 raise FsqlError(f'prepared statement "{name}" already exists', sqlstate="42P05")
+            await check_syntax(text, r)
             count = max(route.param_count(text), len(oids))
             oids = oids + [0] * (count - len(oids))
             if 0 in oids:
@@ -641,7 +648,9 @@ class Session:
     async def get_backend(self) -> Backend:
         if self.backend is None:
             try:
-                self.backend = await Backend.connect(self.server, self.database, self.app)
+                self.backend = await Backend.connect(
+                    self.server, self.database, self.app, self.mirror_role
+                )
             except FsqlError:
                 raise
             except OSError as e:
@@ -1041,6 +1050,45 @@ class Session:
 
 
 _ALREADY_SENT: list[encode.Field] = []
+
+
+async def check_syntax(text: str, r: route.Route) -> None:
+    """Raise the FSQL parser's error for an engine statement (a Parse message
+    reports syntax errors, as PostgreSQL's does); nothing runs. The outcome
+    is kept on the (per-text, cached) route."""
+    if r.kind == route.ENGINE:
+        query, at = text, 0
+    elif r.kind in (route.DECLARE, route.COPY) and r.inner_at >= 0:
+        query, at = r.inner, r.inner_at
+    else:
+        return
+    found = r.syntax_error
+    if found is None:
+        error = await asyncio.to_thread(_syntax_error, query)
+        if error is not None and error.position is not None:
+            error.position += at
+        found = r.syntax_error = error if error is not None else False
+    if isinstance(found, FsqlError):
+        raise FsqlError(
+            found.message,
+            sqlstate=found.sqlstate,
+            position=found.position,
+            hint=found.hint,
+            detail=getattr(found, "detail", None),
+        )
+
+
+def _syntax_error(text: str) -> FsqlError | None:
+    from fsql.sql.dialect import parse
+
+    try:
+        parse(text)
+    except FsqlError as e:  # SQLSyntaxError (42601) and the parser's other refusals
+        return e
+    except Exception:  # a parser failure: the statement's execution reports it
+        log.debug("parse at Parse failed", exc_info=True)
+    return None
+
 
 _STATUS_WORDS = {"insert", "create", "drop", "alter", "comment", "delete", "update", "refresh"}
 _TAG = re.compile(r"[A-Z]+(?: [A-Z]+)*(?: \d+)*")

@@ -470,3 +470,105 @@ def test_jdbc(pg_server: Server, tmp_path: Path) -> None:
     assert "fsql_columns=2 fsql_rows=3" in r.stdout
     assert "error_state=42703" in r.stdout
     assert r.stdout.strip().endswith("OK")
+
+
+# --- the session's PostgreSQL identity -----------------------------------------
+
+_WHO = (
+    "SELECT current_user, session_user,"
+    " (SELECT usename FROM pg_stat_activity WHERE pid = pg_backend_pid())"
+)
+
+
+def test_psycopg_scram_user_is_the_session_identity(pg_server: Server) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        assert c.execute(_WHO).fetchone() == (USER, USER, USER)
+        assert c.execute("SHOW session_authorization").fetchone() == (USER,)
+        assert c.info.parameter_status("session_authorization") == USER
+        # a role of fsql's: no privileges beyond reading the mirror
+        assert c.execute(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb, pg_has_role(current_user, "
+            "'fsql_client', 'MEMBER') FROM pg_roles WHERE rolname = current_user"
+        ).fetchone() == (False, False, False, True)
+        assert c.execute(
+            "SELECT has_table_privilege('public.transactions', 'SELECT'),"
+            " has_table_privilege('public.transactions', 'INSERT'),"
+            " current_setting('default_transaction_read_only')"
+        ).fetchone() == (True, False, "on")
+        # \d still works as that user
+        assert c.execute(
+            "SELECT count(*) FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class r"
+            " ON r.oid = a.attrelid WHERE r.relname = 'transactions' AND a.attnum > 0"
+        ).fetchone() == (4,)
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SET SESSION AUTHORIZATION postgres")
+        assert e.value.sqlstate == "42501"
+        assert c.execute(_WHO).fetchone() == (USER, USER, USER)
+
+
+def test_psycopg_trust_any_name_is_the_session_identity(tmp_path: Path) -> None:
+    import psycopg
+    import pyarrow as pa
+
+    import fsql
+
+    from .conftest import start_server
+
+    path = tmp_path / "store"
+    store = fsql.connect(path)
+    try:
+        store.create_feature_group("t", pa.table({"k": [1, 2]}), primary_key="k")
+    finally:
+        store.close()
+    server = start_server(path, "--auth", "trust")
+
+    def connect(user: str) -> psycopg.Connection:
+        return psycopg.connect(
+            host="127.0.0.1", port=server.port, dbname="default", user=user, autocommit=True
+        )
+
+    try:
+        for user in ("bob", 'Wé"ird Name; DROP ROLE x', "bob"):  # bob again: its role exists
+            with connect(user) as c:
+                assert c.execute(_WHO).fetchone() == (user, user, user)
+                assert c.execute("SHOW session_authorization").fetchone() == (user,)
+                assert c.execute("SELECT k FROM t ORDER BY k").fetchall() == [(1,), (2,)]
+                assert c.execute(
+                    "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+                ).fetchone() == (False,)
+        # a name that is a mirror role fsql did not make (its superuser) or
+        # that PostgreSQL reserves: the session keeps fsql_client's identity
+        for user in ("postgres", "pg_monitor", "public"):
+            with connect(user) as c:
+                who = c.execute("SELECT current_user, session_user").fetchone()
+                assert who == ("fsql_client", "fsql_client")
+                assert c.execute(
+                    "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+                ).fetchone() == (False,)
+                with pytest.raises(psycopg.Error) as e:
+                    c.execute("SELECT pg_catalog.pg_reload_conf()")
+                assert e.value.sqlstate == "42501"
+                assert c.execute("SELECT k FROM t WHERE k = 2").fetchall() == [(2,)]
+    finally:
+        server.stop()
+
+
+def test_psycopg_prepared_syntax_error_comes_at_prepare(pg_server: Server) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        for text, position in (
+            ("SELECT amount FROM transactions WHERE customer_id = %s AND", 59),  # end of input
+            ("SELECT FEATURES amount WHERE customer_id = %s AS OF", 47),  # FSQL
+        ):
+            for _ in range(2):  # the outcome is cached per text: the same error again
+                with pytest.raises(psycopg.errors.SyntaxError) as e:
+                    c.execute(text, (1,), prepare=True)
+                assert e.value.sqlstate == "42601"
+                assert e.value.diag.statement_position == str(position)
+                assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        q = "SELECT amount FROM transactions WHERE customer_id = %s"
+        assert c.execute(q, (2,), prepare=True).fetchall() == [(20.0,)]
+        assert c.execute(q, (2,), prepare=True).fetchall() == [(20.0,)]

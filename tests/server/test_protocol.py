@@ -400,3 +400,80 @@ def test_many_clients_at_once(pg_server: Server) -> None:
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         results = list(pool.map(client, range(16)))
     assert results == [15] * 16
+
+
+def _parse_bind_execute(name: str, text: str) -> bytes:
+    return (
+        msg(b"P", cstr(name) + cstr(text) + struct.pack("!h", 0))
+        + msg(b"B", cstr("") + cstr(name) + struct.pack("!hhh", 0, 0, 0))
+        + msg(b"D", b"P" + cstr(""))
+        + msg(b"E", cstr("") + struct.pack("!i", 0))
+        + msg(b"S")
+    )
+
+
+def test_parse_reports_syntax_errors_of_engine_statements(pg_server: Server) -> None:
+    r = Raw(pg_server.port)
+    try:
+        r.login(USER, PASSWORD)
+        cases = [
+            ("SELECT amount FROM transactions WHERE", "38"),  # plain SQL over a feature group
+            ("SELECT FEATURES FROM", "21"),  # FSQL
+            ("CREATE FEATURE GROUP", "21"),
+            # the query of a DECLARE: the position is in the whole text
+            ("DECLARE c CURSOR FOR SELECT amount FROM transactions WHERE", "59"),
+        ]
+        for text, position in cases:
+            # the ErrorResponse answers Parse; Bind/Describe/Execute are skipped up to Sync
+            r.send(_parse_bind_execute("bad", text))
+            msgs = r.until(b"Z")
+            assert [k for k, _ in msgs] == [b"E", b"Z"], text
+            err = error_fields(msgs[0][1])
+            assert (err["S"], err["C"], err["P"]) == ("ERROR", "42601", position), text
+            assert err["M"].startswith("syntax error"), err
+            assert msgs[1][1] == b"I"
+            # the failed Parse made no statement
+            r.send(msg(b"B", cstr("") + cstr("bad") + struct.pack("!hhh", 0, 0, 0)) + msg(b"S"))
+            msgs = r.until(b"Z")
+            assert error_fields(msgs[0][1])["C"] == "26000"
+        # Parse runs nothing: an error only execution can find comes after Bind
+        r.send(
+            msg(b"P", cstr("drop") + cstr("DROP FEATURE GROUP no_such_group") + b"\0\0") + msg(b"S")
+        )
+        assert [k for k, _ in r.until(b"Z")] == [b"1", b"Z"]
+        r.send(
+            msg(b"B", cstr("") + cstr("drop") + struct.pack("!hhh", 0, 0, 0))
+            + msg(b"E", cstr("") + struct.pack("!i", 0))
+            + msg(b"S")
+        )
+        msgs = r.until(b"Z")
+        assert [k for k, _ in msgs] == [b"2", b"E", b"Z"]
+        assert error_fields(msgs[1][1])["C"] == "42P01"
+        # a valid statement of the same session still runs
+        r.send(_parse_bind_execute("ok", "SELECT name FROM transactions WHERE customer_id = 2"))
+        msgs = r.until(b"Z")
+        assert [k for k, _ in msgs] == [b"1", b"2", b"T", b"D", b"C", b"Z"]
+        assert data_rows(msgs) == [[b"b"]]
+    finally:
+        r.close()
+
+
+def test_parse_error_messages_match_postgresql() -> None:
+    """The same messages to the real PostgreSQL: its Parse of a syntax error
+    answers ErrorResponse and skips the rest up to Sync, as fsql's does."""
+    from service_checks import require_service
+
+    require_service("postgres")
+    r = Raw(5432)
+    try:
+        body = struct.pack("!i", 196608) + cstr("user") + cstr("postgres")
+        body += cstr("database") + cstr("test") + b"\0"
+        r.send(struct.pack("!i", len(body) + 4) + body)
+        r.until(b"Z")
+        r.send(_parse_bind_execute("bad", "SELECT a FROM t WHERE"))
+        msgs = r.until(b"Z")
+        assert [k for k, _ in msgs] == [b"E", b"Z"]
+        err = error_fields(msgs[0][1])
+        assert (err["C"], err["P"]) == ("42601", "22")
+    finally:
+        r.close()
