@@ -252,10 +252,13 @@ def _scalar_text(v: object) -> str:
             return "Infinity" if v > 0 else "-Infinity"
         return repr(v)
     if isinstance(v, dt.datetime):
-        if v.tzinfo is not None:
+        aware = v.tzinfo is not None
+        if aware:
             v = v.astimezone(dt.UTC).replace(tzinfo=None)
-            return v.isoformat(sep=" ") + "+00"
-        return v.isoformat(sep=" ")
+        s = v.isoformat(sep=" ")
+        if v.microsecond:  # PostgreSQL drops trailing zeros of the fraction
+            s = s.rstrip("0")
+        return s + "+00" if aware else s
     if isinstance(v, bytes):
         return "\\x" + v.hex()
     if isinstance(v, list):
@@ -263,18 +266,23 @@ def _scalar_text(v: object) -> str:
     return str(v)
 
 
+_ARRAY_SPECIAL = frozenset('{},"\\ \t\n\r\v\f')
+
+
 def _array_text(values: list) -> str:
+    """A one-dimensional array in PostgreSQL's text form (``array_out``): an
+    element is quoted only when it is empty, equals NULL in any case, or
+    holds a brace, comma, double quote, backslash or whitespace."""
     parts = []
     for v in values:
         if v is None:
             parts.append("NULL")
             continue
         s = _scalar_text(v)
-        if (
-            isinstance(v, str | bytes | dt.datetime | dt.date)
-            or s == ""
-            or s.upper() == "NULL"
-            or any(c in s for c in ' ,{}"\\')
+        if not isinstance(v, list) and (
+            s == ""
+            or (len(s) == 4 and s.isascii() and s.upper() == "NULL")
+            or not _ARRAY_SPECIAL.isdisjoint(s)
         ):
             s = '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
         parts.append(s)

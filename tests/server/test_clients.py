@@ -572,3 +572,31 @@ def test_psycopg_prepared_syntax_error_comes_at_prepare(pg_server: Server) -> No
         q = "SELECT amount FROM transactions WHERE customer_id = %s"
         assert c.execute(q, (2,), prepare=True).fetchall() == [(20.0,)]
         assert c.execute(q, (2,), prepare=True).fetchall() == [(20.0,)]
+
+
+def test_text_arrays_over_the_wire_read_as_postgresql_writes_them(pg_server: Server) -> None:
+    import psycopg
+    from psycopg.types.string import TextLoader
+    from service_checks import require_service
+
+    require_service("postgres")
+
+    def as_text(c: psycopg.Connection) -> None:
+        for oid in (1009, 1016):  # text[] and bigint[] read as their text
+            c.adapters.register_loader(oid, TextLoader)
+
+    with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres") as pg:
+        as_text(pg)
+        expected = pg.execute(
+            "SELECT ARRAY['a b', 'c,d', NULL, '']::text[], ARRAY[1, NULL, 3]::bigint[]"
+            " UNION ALL SELECT '{}'::text[], '{}'::bigint[]"
+        ).fetchall()
+    assert expected[0] == ('{"a b","c,d",NULL,""}', "{1,NULL,3}")
+    with psycopg.connect(pg_server.dsn, autocommit=True) as c:
+        as_text(c)
+        assert c.execute("SELECT at, ai FROM types_fg ORDER BY k").fetchall() == expected
+        # an array the engine computes
+        got = c.execute(
+            "SELECT ARRAY['a', 'b c', '', NULL, 'null', 'x\"y'] AS x FROM types_fg LIMIT 1"
+        ).fetchone()
+        assert got == ('{a,"b c","",NULL,"null","x\\"y"}',)

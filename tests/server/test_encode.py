@@ -173,3 +173,65 @@ def test_decode_params() -> None:
     with pytest.raises(Exception) as e:
         decode_param(b"\xff", 25, 0)
     assert getattr(e.value, "sqlstate", None) == "22021"
+
+
+ARRAY_TEXTS = [
+    "a", "b c", "", None, "null", 'x"y', "NuLl", "nulls", "a,b", "{x}", "back\\slash",
+    "tab\tx", "nl\nx", "cr\rx", "vt\vx", "ff\fx", "ünï", "1", "nb\u00a0sp", "NULL ",
+]  # fmt: skip
+
+
+def _postgresql_text(sql: str, *params: object) -> str:
+    """The real PostgreSQL's text output of one value."""
+    psycopg = pytest.importorskip("psycopg")
+    from service_checks import require_service
+
+    require_service("postgres")
+    dsn = "host=127.0.0.1 port=5432 dbname=test user=postgres options='-c TimeZone=UTC'"
+    with psycopg.connect(dsn) as c:
+        row = c.execute(sql, params).fetchone()
+        assert row is not None and isinstance(row[0], str)
+        return row[0]
+
+
+def test_text_arrays_quote_like_postgresql() -> None:
+    import datetime as dt
+
+    expected = [
+        _postgresql_text("SELECT %s::text[]::text", ARRAY_TEXTS).encode(),
+        _postgresql_text("SELECT ARRAY['a','b c','',NULL,'null','x\"y']::text[]::text").encode(),
+        _postgresql_text("SELECT '{}'::text[]::text").encode(),
+    ]
+    assert expected[1] == b'{a,"b c","",NULL,"null","x\\"y"}'
+    values = [ARRAY_TEXTS, ["a", "b c", "", None, "null", 'x"y'], []]
+    for n in (1, 700):  # small and batch-sized results: the same bytes
+        t = pa.table({"a": pa.array(values * n, pa.list_(pa.string()))})
+        fields = encode.fields_for(t.schema, [0])
+        assert _values(encode.data_rows(t, fields)) == [[v] for v in expected * n]
+        small = encode.small_data_rows(t, fields)
+        assert small is None or small == encode.data_rows(t, fields)
+    # other element types: no quotes unless PostgreSQL's output has them
+    others = [
+        (pa.array([[1, None, -3]], pa.list_(pa.int64())), "SELECT ARRAY[1,NULL,-3]::text"),
+        (pa.array([[True, False]]), "SELECT ARRAY[true,false]::text"),
+        (pa.array([[dt.date(2024, 2, 29)]]), "SELECT ARRAY[DATE '2024-02-29']::text"),
+        (
+            pa.array([[dt.datetime(2024, 1, 1, 12, 0, 0, 500000), dt.datetime(2024, 1, 2)]]),
+            "SELECT ARRAY[TIMESTAMP '2024-01-01 12:00:00.5', '2024-01-02']::text",
+        ),
+        (
+            pa.array(
+                [[dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC)]], pa.list_(pa.timestamp("us", "UTC"))
+            ),
+            "SELECT ARRAY[TIMESTAMPTZ '2024-01-01 12:00:00+00']::text",
+        ),
+        (pa.array([[b"\x00\xff"]]), "SELECT ARRAY['\\x00ff'::bytea]::text"),
+        (
+            pa.array([[1.5, float("nan"), float("inf")]]),
+            "SELECT ARRAY[1.5,'NaN','Infinity']::float8[]::text",
+        ),
+    ]
+    for arr, sql in others:
+        t = pa.table({"a": arr})
+        got = _values(encode.data_rows(t, encode.fields_for(t.schema, [0])))
+        assert got == [[_postgresql_text(sql).encode()]], sql
