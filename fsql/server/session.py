@@ -705,7 +705,7 @@ class Session:
     async def mirror_simple(self, text: str) -> bool:
         b = await self.get_backend()
         await self.drain_backend()
-        b.send(p.msg(b"Q", p.cstr(text)))
+        b.send(p.msg(b"Q", p.cstr(older_client_catalog_sql(text))))
         failed = False
         self.busy_mirror = True
         try:
@@ -1268,3 +1268,15 @@ def _numeric_from_binary(raw: bytes) -> decimal.Decimal:
     if sign == 0x4000:
         value = -value
     return value.quantize(decimal.Decimal(1).scaleb(-dscale)) if dscale else value
+
+
+# PostgreSQL 17 renamed pg_database.daticulocale to datlocale; psql 15 and 16
+# (Debian 12 ships 15) still ask for the old name in \l, which the mirror
+# (PostgreSQL 18) answers with 42703. The column exists under its new name,
+# so the old spelling is read as the new one.
+_ICU_LOCALE = re.compile(r"\bdaticulocale\b")
+
+
+def older_client_catalog_sql(text: str) -> str:
+    """Catalog SQL of older psql versions, spelled for the mirror's catalogs."""
+    return _ICU_LOCALE.sub("datlocale", text) if "daticulocale" in text else text

@@ -60,6 +60,15 @@ def test_psql_plain_fsql_and_describe(pg_server: Server) -> None:
 
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
+def test_psql_lists_databases_and_schemas(pg_server: Server) -> None:
+    # psql 15/16 ask for pg_database.daticulocale, renamed datlocale in 17
+    r = psql(pg_server, r"\l", r"\dn")
+    assert r.returncode == 0 and "ERROR" not in r.stderr, r.stderr
+    assert "default|" in r.stdout and "ICU Locale" in r.stdout
+    assert "public|" in r.stdout
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
 def test_psql_copy_refusals_and_copy_of_a_table(pg_server: Server, tmp_path: Path) -> None:
     src = tmp_path / "rows.csv"
     src.write_text("9,x\n")
