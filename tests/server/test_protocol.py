@@ -108,18 +108,7 @@ def test_cancel_stops_the_running_query(pg_server: Server) -> None:
 
     with psycopg.connect(pg_server.dsn, autocommit=True) as c:
         result: dict[str, object] = {}
-
-        def run() -> None:
-            t0 = time.monotonic()
-            try:
-                c.execute(LONG_QUERY).fetchall()
-                result["outcome"] = "finished"
-            except psycopg.errors.QueryCanceled as e:
-                result["outcome"] = e.sqlstate
-            result["elapsed"] = time.monotonic() - t0
-
-        th = threading.Thread(target=run)
-        th.start()
+        th = _run_long(c, result, LONG_QUERY)
         time.sleep(0.5)
         t_cancel = time.monotonic()
         c.cancel()
