@@ -28,14 +28,18 @@ TARGET_ROWS_PER_S = 1_000_000
 TARGET_RATIO = 1.5
 
 
-def make_table(rows: int, *, offset: int = 0, seed: int = 1) -> pa.Table:
+def make_table(rows: int, *, offset: int = 0, seed: int = 1, shuffled: bool = False) -> pa.Table:
     """6 columns: key, event time, two doubles, an int and a short string.
     (customer_id, event_ts) is unique; ``offset`` shifts the event times so
-    two tables never overlap."""
+    two tables never overlap. Rows come in event-time order (distinct times,
+    as an event log arrives), or ``shuffled``, so that no column rises from
+    row to row and the commit's duplicate check must hash and sort."""
     rng = np.random.default_rng(seed)
     i = np.arange(rows, dtype=np.int64)
     base = np.datetime64("2024-01-01T00:00:00", "us") + np.timedelta64(offset, "s")
     countries = pa.array(["US", "GB", "DE", "FR", "CA", "BR", "IN", "JP"])
+    if shuffled:
+        i = rng.permutation(i)
     return pa.table(
         {
             "customer_id": i % 100_000,
@@ -57,14 +61,14 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def worker(kind: str, rows: int, folder: str) -> dict[str, float]:
+def worker(kind: str, rows: int, folder: str, shuffled: bool = False) -> dict[str, float]:
     from sqlglot import exp
 
     import fsql
     from fsql.offline import DIALECT, table_ref
 
-    table = make_table(rows)
-    second = make_table(rows, offset=rows, seed=2)
+    table = make_table(rows, shuffled=shuffled)
+    second = make_table(rows, offset=rows, seed=2, shuffled=shuffled)
     out: dict[str, float] = {}
     with fsql.connect(folder) as store:
         fg = store.create_feature_group(
@@ -107,10 +111,12 @@ def worker(kind: str, rows: int, folder: str) -> dict[str, float]:
     return out
 
 
-def run_worker(kind: str, rows: int) -> dict[str, float]:
+def run_worker(kind: str, rows: int, shuffled: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="fsql-bench-") as folder:
+        command = [sys.executable, __file__, "--worker", kind, "--rows", str(rows)]
+        command += ["--folder", folder, *(["--shuffled"] if shuffled else [])]
         proc = subprocess.run(
-            [sys.executable, __file__, "--worker", kind, "--rows", str(rows), "--folder", folder],
+            command,
             check=True,
             capture_output=True,
             text=True,
@@ -124,14 +130,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--worker", choices=("fsql", "plain"))
     parser.add_argument("--folder")
+    parser.add_argument(
+        "--shuffled", action="store_true", help="rows in random order instead of time order"
+    )
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.rows, args.folder)))
+        print(json.dumps(worker(args.worker, args.rows, args.folder, args.shuffled)))
         return
     runs: dict[str, list[dict[str, float]]] = {"fsql": [], "plain": []}
     for _ in range(args.runs):
         for kind in ("plain", "fsql"):
-            runs[kind].append(run_worker(kind, args.rows))
+            runs[kind].append(run_worker(kind, args.rows, args.shuffled))
 
     def med(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[kind])
@@ -142,6 +151,7 @@ def main() -> None:
         "benchmark": "ingest",
         "rows": args.rows,
         "columns": 6,
+        "row_order": "shuffled" if args.shuffled else "event time",
         "runs": args.runs,
         "fsql_rows_per_s": round(args.rows / fsql_s),
         "chdb_rows_per_s": round(args.rows / plain_s),

@@ -177,6 +177,20 @@ def test_duplicate_prefilter_is_exact_when_it_says_no():
     assert _may_have_duplicates(words, ["k"])
 
 
+def test_a_column_that_rises_row_by_row_proves_the_rows_distinct():
+    times = pa.array([dt.datetime(2024, 1, 1) + dt.timedelta(seconds=i) for i in range(6)])
+    keys = pa.array([1, 2, 1, 2, 1, 2], pa.int64())  # keys repeat, times never do
+    rows = pa.table({"k": keys, "ts": times})
+    assert offline._strictly_increasing(rows.column("ts"))
+    assert not _may_have_duplicates(rows, ["k", "ts"])
+    # a tie or a step back in time: the hash check decides, and finds the duplicate
+    back = pa.table({"k": keys, "ts": pa.concat_arrays([times[:5], times[4:5]])})
+    assert not offline._strictly_increasing(back.column("ts"))
+    assert _may_have_duplicates(back, ["k", "ts"]) is False  # (2, t4) vs (1, t4): distinct
+    dup = pa.table({"k": pa.array([1, 2, 1, 2, 1, 1], pa.int64()), "ts": back.column("ts")})
+    assert _may_have_duplicates(dup, ["k", "ts"])  # (1, t4) twice
+
+
 def test_hash_collision_falls_back_to_the_exact_check(store):
     """Two distinct keys built to collide in the prefilter's hash: the exact
     check runs, finds no duplicate, and the commit lands."""
@@ -186,12 +200,15 @@ def test_hash_collision_falls_back_to_the_exact_check(store):
         x %= 2**64
         return x - 2**64 if x >= 2**63 else x
 
-    a = [1, signed(1 + m1)]
-    b = [2, signed(2 - m0)]
-    rows = pa.table({"a": pa.array(a, pa.int64()), "b": pa.array(b, pa.int64()), "v": [1.0, 2.0]})
+    # (0, 0) last: neither column rises from row to row, so the hash runs
+    a = [1, signed(1 + m1), 0]
+    b = [2, signed(2 - m0), 0]
+    rows = pa.table(
+        {"a": pa.array(a, pa.int64()), "b": pa.array(b, pa.int64()), "v": [1.0, 2.0, 3.0]}
+    )
     assert offline._may_have_duplicates(rows, ["a", "b"])  # a collision...
     fg = store.create_feature_group("pairs", rows, primary_key=["a", "b"])
-    assert sorted(fg.read().column("v").to_pylist()) == [1.0, 2.0]  # ...but no duplicate
+    assert sorted(fg.read().column("v").to_pylist()) == [1.0, 2.0, 3.0]  # ...but no duplicate
     with pytest.raises(fsql.FsqlError) as e:
         fg.insert(pa.concat_tables([rows, rows.slice(0, 1)]))
     assert e.value.sqlstate == "23505"
