@@ -194,8 +194,7 @@ class ChdbEngine:
                 if tag is not None:
                     assert scope is not None
                     scope.leave(tag)
-        if _SET_RE.match(sql):
-            self._remember_set(sql)
+        self._remember_set(sql)
         return result
 
     @staticmethod

@@ -53,7 +53,13 @@ class NumericValueOutOfRange(FsqlError):
 
 
 _ZONE_AFTER_TIME = r"\d:\d\d(:\d\d(\.\d*)?)?\s*([+-]\d\d(:?\d\d)?|Z)$"
-_AWAY = "half_towards_infinity"  # numeric rounds half away from zero
+_AWAY = "half_towards_infinity"
+_VERBATIM = (
+    pa.types.is_string,
+    pa.types.is_large_string,
+    pa.types.is_binary,
+    pa.types.is_large_binary,
+)  # numeric rounds half away from zero
 
 
 class _Invalid(Exception):
@@ -133,9 +139,7 @@ def _from_union(values: Any, ftype: FeatureType) -> Any:
 
 
 def _from_text(values: Any, target: pa.DataType) -> Any:
-    if pa.types.is_string(target) or pa.types.is_large_string(target):
-        return values.cast(target)
-    if pa.types.is_binary(target) or pa.types.is_large_binary(target):
+    if any(is_(target) for is_ in _VERBATIM):  # text is taken as it is
         return values.cast(target)
     trimmed = pc.utf8_trim_whitespace(values)
     if pa.types.is_boolean(target):

@@ -80,10 +80,6 @@ class NotSupportedError(DatabaseError):
 
 
 def _wrap(e: FsqlError) -> Error:
-    from fsql.errors import clickhouse_sqlstate
-
-    if e.sqlstate == "XX000":
-        e.sqlstate = clickhouse_sqlstate(e.message) or e.sqlstate
     cls: type[Error]
     klass = e.sqlstate[:2]
     if klass == "22":

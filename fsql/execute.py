@@ -23,7 +23,7 @@ from fsql.on_demand import bind_connector_table, push_down
 from fsql.params import bind
 from fsql.sql.dialect import bare_features_from, parse
 from fsql.statements import executor_for
-from fsql.tables import bytea_features, json_features, restore_binary
+from fsql.tables import restore_feature_types
 from fsql.training.dataset import bind_training_dataset
 
 if TYPE_CHECKING:
@@ -56,8 +56,9 @@ def run_statement(store: Store, statement: exp.Expr) -> pa.Table:
 def run_plain(store: Store, statement: exp.Expr) -> pa.Table:
     """Plain SQL: feature groups are tables (``fg`` latest, ``fg_vN``)."""
     groups = _groups_named(store, statement)
+    relations = _relations(groups)
     try:
-        check_columns(statement, _columns_of(groups))
+        check_columns(statement, relations)
     except UndefinedColumn as e:
         at = bare_features_from(statement)
         if at is not None and e.message.lower() == 'column "features" does not exist':
@@ -67,29 +68,22 @@ def run_plain(store: Store, statement: exp.Expr) -> pa.Table:
                 hint="SELECT FEATURES f1, f2 FROM spine AS OF spine.ts",
             ) from None
         raise
-    mark_integer_division(statement, _types_of(groups))
-    binary = bytea_features(groups)
+    mark_integer_division(statement, relations)
     rewritten = push_down(bind_feature_groups(store, postgres_column_names(statement)))
     result = store.engine.query(rewritten.sql(DIALECT), rewritten.meta.get("fsql_inputs", ()))
-    return restore_binary(result, binary, check_utf8=True, json=json_features(groups))
+    return restore_feature_types(result, groups, check_utf8=True)
 
 
-def _columns_of(groups: list[Any]) -> dict[str, frozenset[str]]:
-    """Table name -> columns, for plain SQL name checks: ``fg`` is the
-    latest version, ``fg_vN`` each one (with the hidden commit columns)."""
-    out: dict[str, frozenset[str]] = {}
-    for fg in sorted(groups, key=lambda g: g.version):
-        cols = frozenset([*fg.feature_names, COMMIT_ID, COMMIT_TIME])
-        out[fg.name] = cols
-        out[fg.qualified_name] = cols
-    return out
+_HIDDEN = {COMMIT_ID: "bigint", COMMIT_TIME: "timestamptz"}
 
 
-def _types_of(groups: list[Any]) -> dict[str, dict[str, str]]:
-    """Table name -> column -> PostgreSQL type, latest version for ``fg``."""
+def _relations(groups: list[Any]) -> dict[str, dict[str, str]]:
+    """Table name -> column -> PostgreSQL type, for plain SQL name checks and
+    integer division: ``fg`` is the latest version, ``fg_vN`` each one (with
+    the hidden commit columns)."""
     out: dict[str, dict[str, str]] = {}
     for fg in sorted(groups, key=lambda g: g.version):
-        cols = {f.name: f.type for f in fg.features}
+        cols = {f.name: f.type for f in fg.features} | _HIDDEN
         out[fg.name] = cols
         out[fg.qualified_name] = cols
     return out

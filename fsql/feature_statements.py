@@ -67,23 +67,7 @@ def create_feature_group(store: Store, node: exp.Expr) -> pa.Table:
         for pair in node.args.get("metadata") or []
     }
     data = None
-    schema: dict[str, str] | None = None
-    descriptions: dict[str, str] = {}
-    if node.args.get("columns"):
-        schema = {}
-        for column in node.args["columns"]:
-            kind = column.args.get("kind")
-            if kind is None:
-                raise InvalidParameter(f'column "{column.name}" needs a type', sqlstate="42601")
-            if column.name in schema:
-                raise DuplicateColumn(
-                    f'column "{column.name}" specified more than once',
-                    position=position_of(column),
-                )
-            schema[column.name] = from_name(kind.sql(dialect="postgres")).name
-            for constraint in column.args.get("constraints") or []:
-                if isinstance(constraint.kind, exp.CommentColumnConstraint):
-                    descriptions[column.name] = str(constraint.kind.this.this)
+    schema, descriptions = _declared_columns(node)
     if node.args.get("query") is not None:
         query = bind_feature_groups(store, node.args["query"])
         data = store.engine.query(query.sql(DIALECT))
@@ -103,26 +87,42 @@ def create_feature_group(store: Store, node: exp.Expr) -> pa.Table:
     return _status(f"created feature group {fg.name} version {fg.version}{rows}")
 
 
+def _declared_columns(node: exp.Expr) -> tuple[dict[str, str] | None, dict[str, str]]:
+    """CREATE FEATURE GROUP's declared columns: name -> type (None when the
+    group takes them from AS SELECT) and name -> COMMENT."""
+    if not node.args.get("columns"):
+        return None, {}
+    schema: dict[str, str] = {}
+    descriptions: dict[str, str] = {}
+    for column in node.args["columns"]:
+        kind = column.args.get("kind")
+        if kind is None:
+            raise InvalidParameter(f'column "{column.name}" needs a type', sqlstate="42601")
+        if column.name in schema:
+            raise DuplicateColumn(
+                f'column "{column.name}" specified more than once',
+                position=position_of(column),
+            )
+        schema[column.name] = from_name(kind.sql(dialect="postgres")).name
+        for constraint in column.args.get("constraints") or []:
+            if isinstance(constraint.kind, exp.CommentColumnConstraint):
+                descriptions[column.name] = str(constraint.kind.this.this)
+    return schema, descriptions
+
+
 @executes(exp.Insert)
 def insert(store: Store, node: exp.Expr) -> pa.Table:
     """INSERT INTO fg [(cols)] VALUES ... | SELECT ...: one commit."""
     from fsql.execute import run_plain
 
-    target = node.this
-    columns: list[str] | None = None
-    if isinstance(target, exp.Schema):
-        columns = [c.name for c in target.expressions]
-        target = target.this
+    target = node.this.this if isinstance(node.this, exp.Schema) else node.this
     if not isinstance(target, exp.Table):
         raise FeatureNotSupported("INSERT needs a feature group name")
-    names = {fg.name for fg in store.feature_groups()} | {
-        fg.qualified_name for fg in store.feature_groups()
-    }
-    if target.name not in names:
+    fg = _insert_target(store, node)
+    if fg is None:
         return run_plain(store, node)
-    handle = _handle(store, target.name, node=target)
-    fg = handle.record
-    columns = columns or fg.feature_names
+    handle = store.get_feature_group(fg.name, fg.version)
+    columns = _insert_columns(node, fg)
     unknown = [c for c in columns if fg.feature(c) is None]
     if unknown:
         raise UndefinedColumn(
@@ -413,8 +413,8 @@ def explain(store: Store, node: exp.Expr) -> pa.Table:
     elif isinstance(inner, exp.Query):
         bound = push_down(bind_feature_groups(store, inner))
         lines = [bound.sql(DIALECT, pretty=True), *source_lines(bound)]
-    elif isinstance(inner, exp.Insert) and _insert_target(store, inner) is not None:
-        lines = _explain_insert(store, inner)
+    elif isinstance(inner, exp.Insert) and (target := _insert_target(store, inner)) is not None:
+        lines = _explain_insert(store, inner, target)
     elif isinstance(inner, nodes.CreateFeatureGroup):
         lines = _explain_create(store, inner)
     elif isinstance(inner, nodes.DropFeatureGroup):
@@ -431,7 +431,9 @@ def explain(store: Store, node: exp.Expr) -> pa.Table:
     return pa.table({"QUERY PLAN": text.split("\n")})
 
 
-def _insert_target(store: Store, node: exp.Insert) -> FeatureGroup | None:
+def _insert_target(store: Store, node: exp.Expr) -> FeatureGroup | None:
+    """The feature group an INSERT writes (``fg`` is its latest version),
+    or None when the target is not one."""
     target = node.this.this if isinstance(node.this, exp.Schema) else node.this
     if not isinstance(target, exp.Table):
         return None
@@ -439,6 +441,13 @@ def _insert_target(store: Store, node: exp.Insert) -> FeatureGroup | None:
         if target.name in (fg.name, fg.qualified_name):
             return _handle(store, target.name, node=target).record  # type: ignore[no-any-return]
     return None
+
+
+def _insert_columns(node: exp.Expr, fg: FeatureGroup) -> list[str]:
+    """The INSERT's column list, or every feature of ``fg``."""
+    if isinstance(node.this, exp.Schema):
+        return [c.name for c in node.this.expressions]
+    return fg.feature_names
 
 
 def _source_sql(store: Store, source: exp.Expr, width: int) -> list[str]:
@@ -452,14 +461,8 @@ def _source_sql(store: Store, source: exp.Expr, width: int) -> list[str]:
     return [bound.sql(DIALECT, pretty=True) + ";", *source_lines(bound)]
 
 
-def _explain_insert(store: Store, node: exp.Insert) -> list[str]:
-    fg = _insert_target(store, node)
-    assert fg is not None
-    columns = (
-        [c.name for c in node.this.expressions]
-        if isinstance(node.this, exp.Schema)
-        else fg.feature_names
-    )
+def _explain_insert(store: Store, node: exp.Insert, fg: FeatureGroup) -> list[str]:
+    columns = _insert_columns(node, fg)
     lines = [f"-- rows for {fg.qualified_name}, converted to its feature types (fsql.assign):"]
     lines += _source_sql(store, node.expression, len(columns))
     return lines + store.offline.explain_commit(fg, fg.feature_names)
@@ -473,12 +476,9 @@ def _explain_create(store: Store, node: exp.Expr) -> list[str]:
     taken = [g.version for g in store.feature_groups() if g.name == name]
     version = _version(node) or (max(taken, default=0) + 1)
     query = node.args.get("query")
-    if node.args.get("columns"):
-        features = [
-            Feature(c.name, from_name(c.args["kind"].sql(dialect="postgres")).name)
-            for c in node.args["columns"]
-            if c.args.get("kind") is not None
-        ]
+    declared, _ = _declared_columns(node)
+    if declared is not None:
+        features = [Feature(n, t) for n, t in declared.items()]
     elif query is not None:
         probe = (
             exp.select(exp.Star())

@@ -18,19 +18,20 @@ Both carry the position of the column in the statement text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from fsql.errors import AmbiguousColumn, UndefinedColumn, did_you_mean, position_of
 
-Columns = frozenset[str] | None  # None: not known here
+Columns = Collection[str] | None  # None: not known here
 
 
-def check_columns(statement: exp.Expr, relations: Mapping[str, frozenset[str]]) -> None:
+def check_columns(statement: exp.Expr, relations: Mapping[str, Collection[str]]) -> None:
     """Raise 42702 / 42703 for ``statement``; ``relations`` maps a table name
-    (feature group ``fg`` or ``fg_vN``) to its column names."""
+    (feature group ``fg`` or ``fg_vN``) to its column names (or a mapping
+    keyed by them)."""
     try:
         scopes = traverse_scope(statement)
     except Exception:  # a shape sqlglot's scope walker does not cover: leave it to the engine
@@ -39,7 +40,7 @@ def check_columns(statement: exp.Expr, relations: Mapping[str, frozenset[str]]) 
         _check_scope(scope, relations)
 
 
-def _sources(scope: Scope, relations: Mapping[str, frozenset[str]]) -> dict[str, Columns]:
+def _sources(scope: Scope, relations: Mapping[str, Collection[str]]) -> dict[str, Columns]:
     out: dict[str, Columns] = {}
     for alias, source in scope.sources.items():
         if isinstance(source, exp.Table):
@@ -74,12 +75,13 @@ def _select_aliases(scope: Scope) -> set[str]:
     return {e.alias for e in select.expressions if isinstance(e, exp.Alias)}
 
 
-def _check_scope(scope: Scope, relations: Mapping[str, frozenset[str]]) -> None:
+def _check_scope(scope: Scope, relations: Mapping[str, Collection[str]]) -> None:
     sources = _sources(scope, relations)
     if not sources:
         return
     using = _using(scope)
     aliases = _select_aliases(scope)
+    chain: list[dict[str, Columns]] | None = None  # this scope's sources and its parents'
     for column in scope.columns:
         if isinstance(column.this, exp.Star):
             continue
@@ -104,7 +106,9 @@ def _check_scope(scope: Scope, relations: Mapping[str, frozenset[str]]) -> None:
             )
         if owners or name in aliases or name in using:
             continue
-        if _maybe_outer(scope, name, relations):
+        if chain is None:
+            chain = [sources, *(_sources(p, relations) for p in _parents(scope))]
+        if _maybe_elsewhere(name, chain):
             continue
         known = sorted({c for cols in sources.values() if cols is not None for c in cols})
         raise UndefinedColumn(
@@ -114,17 +118,19 @@ def _check_scope(scope: Scope, relations: Mapping[str, frozenset[str]]) -> None:
         )
 
 
-def _maybe_outer(scope: Scope, name: str, relations: Mapping[str, frozenset[str]]) -> bool:
-    """True unless every relation of this scope and the scopes around it is
-    known and none has ``name`` (a correlated subquery may read an outer
-    column; an unknown relation may hold it)."""
-    current: Scope | None = scope
-    while current is not None:
-        for cols in _sources(current, relations).values():
-            if cols is None or name in cols:
-                return True
-        current = current.parent
-    return False
+def _parents(scope: Scope) -> list[Scope]:
+    out = []
+    while scope.parent is not None:
+        scope = scope.parent
+        out.append(scope)
+    return out
+
+
+def _maybe_elsewhere(name: str, chain: list[dict[str, Columns]]) -> bool:
+    """True unless every relation of a scope and the scopes around it
+    (``chain``) is known and none has ``name`` (a correlated subquery may read
+    an outer column; an unknown relation may hold it)."""
+    return any(cols is None or name in cols for sources in chain for cols in sources.values())
 
 
 INT_DIV = "fsql_integer_division"  # meta flag the engine generator reads

@@ -22,7 +22,7 @@ from fsql.conform import conform
 from fsql.connectors.engine import Engine, input_ref
 from fsql.errors import UniqueViolation
 from fsql.sql.engine_dialect import FsqlClickHouse
-from fsql.tables import bytea_features, json_features, restore_binary
+from fsql.tables import restore_feature_types
 from fsql.types import clickhouse_type
 
 COMMIT_ID = "_commit_id"
@@ -343,9 +343,7 @@ class OfflineStore:
     def read(self, fg: FeatureGroup, *, system_time_us: int | None = None) -> pa.Table:
         q = self.source(fg, system_time_us=system_time_us)
         q = exp.select(exp.Star()).from_(q.subquery("fg")).order_by(*[col(c) for c in sort_key(fg)])
-        return restore_binary(
-            self.engine.query(q.sql(DIALECT)), bytea_features([fg]), json=json_features([fg])
-        )
+        return restore_feature_types(self.engine.query(q.sql(DIALECT)), [fg])
 
     def count(self, fg: FeatureGroup) -> int:
         q = exp.select(exp.func("count")).from_(self.source(fg).subquery("fg"))

@@ -61,6 +61,7 @@ from fsql.errors import (
     InvalidParameter,
     UndefinedColumn,
 )
+from fsql.sql.trees import conjuncts
 from fsql.types import clickhouse_type
 
 if TYPE_CHECKING:
@@ -715,7 +716,7 @@ def push_down(statement: exp.Expr) -> exp.Expr:
         targets = _pushable_columns(outer)
         if not targets:
             continue
-        for conjunct in _conjuncts(parent.args["where"].this):
+        for conjunct in conjuncts(parent.args["where"].this):
             moved = _rewrite(conjunct, alias, single, targets)
             if moved is not None:
                 inner = targets["__select__"]
@@ -759,7 +760,7 @@ def _spine_bounds(statement: exp.Expr) -> None:
         s_alias, g_alias = spine.alias_or_name, right.alias_or_name
         rel = right.this
         assert isinstance(rel, exp.Select)
-        for conj in _conjuncts(on):
+        for conj in conjuncts(on):
             if not isinstance(conj, exp.EQ | exp.GTE | exp.LTE):
                 continue
             a, b = conj.this, conj.expression
@@ -826,14 +827,6 @@ def _pushable_columns(outer: exp.Select) -> dict[str, exp.Expression]:
         if isinstance(expr, exp.Column) and not isinstance(expr.this, exp.Star):
             out[proj.alias_or_name] = exp.column(_ident(expr.name))
     return out
-
-
-def _conjuncts(node: exp.Expr) -> list[exp.Expr]:
-    if isinstance(node, exp.And):
-        return _conjuncts(node.left) + _conjuncts(node.right)
-    if isinstance(node, exp.Paren):
-        return _conjuncts(node.this)
-    return [node]
 
 
 def _rewrite(

@@ -34,7 +34,8 @@ from fsql.errors import (
 from fsql.offline import DIALECT, col, ident, select_from, subquery
 from fsql.offline import alias as alias_
 from fsql.sql.nodes import SelectFeatures
-from fsql.tables import as_arrow, bytea_features, json_features, restore_binary
+from fsql.sql.trees import conjuncts
+from fsql.tables import as_arrow, restore_feature_types
 from fsql.types import clickhouse_type
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ class FeaturePlan:
         base_keys = set(self.groups[0].primary_key) & set(self.key_columns)
         aliases = {f.alias for f in self.features}
         out: list[exp.Expr] = []
-        for conj in _flatten_and(self.where.this):
+        for conj in conjuncts(self.where.this):
             if not isinstance(conj, _KEY_PREDICATES) or any(
                 isinstance(n, _NOT_CONSTANT) for n in conj.walk()
             ):
@@ -330,14 +331,6 @@ class FeaturePlan:
 
 _KEY_PREDICATES = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.In, exp.Between, exp.Is)
 _NOT_CONSTANT = (exp.Subquery, exp.Select, exp.AggFunc, exp.Window, exp.Placeholder, exp.Parameter)
-
-
-def _flatten_and(node: exp.Expr) -> list[exp.Expr]:
-    if isinstance(node, exp.Paren):
-        return _flatten_and(node.this)
-    if isinstance(node, exp.And):
-        return _flatten_and(node.left) + _flatten_and(node.right)
-    return [node]
 
 
 def _micros(us: int) -> exp.Expr:
@@ -744,10 +737,7 @@ def _lookup_keys(plan: FeaturePlan) -> pa.Table | None:
         return None
     keys = plan.key_columns
     found: dict[str, list[Any]] = {}
-    conds = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
-    for cond in conds:
-        if isinstance(cond, exp.Paren):
-            cond = cond.this
+    for cond in conjuncts(where.this):
         if isinstance(cond, exp.EQ) and isinstance(cond.this, exp.Column):
             target, values = cond.this.name, [cond.expression]
         elif (
@@ -796,14 +786,11 @@ def execute_plan(store: Store, plan: FeaturePlan) -> pa.Table:
 
     sql = push_down(plan.to_sql()).sql(DIALECT)
     result = restore_spine_order(store.engine.query(sql, plan.inputs))
-    binary = bytea_features(plan.groups)
-    if plan.spine_input is not None:
-        binary |= {
-            f.name
-            for f in plan.spine_input.schema
-            if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
-        }
-    return restore_binary(result, binary, json=json_features(plan.groups))
+    spine = plan.spine_input.schema if plan.spine_input is not None else []
+    binary = [
+        f.name for f in spine if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+    ]
+    return restore_feature_types(result, plan.groups, binary=binary)
 
 
 def restore_spine_order(table: pa.Table) -> pa.Table:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from fsql.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from fsql.catalog import FeatureGroup
 
 
 def as_arrow(data: Any) -> pa.Table:
@@ -36,21 +40,25 @@ def as_arrow(data: Any) -> pa.Table:
 TYPE_KEY = b"fsql.type"  # field metadata: the feature type an Arrow type does not say
 
 
-def restore_binary(
+def restore_feature_types(
     table: pa.Table,
-    names: set[str],
+    groups: Iterable[FeatureGroup],
     *,
+    binary: Iterable[str] = (),
     check_utf8: bool = False,
-    json: set[str] | frozenset[str] = frozenset(),
 ) -> pa.Table:
-    """ClickHouse keeps ``bytea`` as ``String`` and chDB hands every String
-    back as an Arrow string: give the columns ``names`` (bytea features) back
-    as binary. With ``check_utf8`` (the query read a bytea feature), any other
-    string column that is not valid UTF-8 (a computed value over bytea)
-    becomes binary too, so no layer ever holds an invalid Arrow string.
-    String columns named in ``json`` (json features) are marked with
-    ``fsql.type: json`` field metadata (the Postgres-wire server then
-    describes them as json)."""
+    """Give a result the types the feature groups it read declare, where
+    Arrow from the engine lost them. ClickHouse keeps ``bytea`` as ``String``
+    and chDB hands every String back as an Arrow string: the columns named as
+    bytea features (and ``binary``) come back as binary. With ``check_utf8``,
+    when a bytea feature was read, any other string column that is not valid
+    UTF-8 (a value computed over bytea) becomes binary too, so no layer ever
+    holds an invalid Arrow string. String columns named as json features are
+    marked with ``fsql.type: json`` field metadata (the Postgres-wire server
+    then describes them as json)."""
+    groups = list(groups)
+    names = {f.name for fg in groups for f in fg.features if f.type == "bytea"} | set(binary)
+    json = {f.name for fg in groups for f in fg.features if f.type in ("json", "jsonb")}
     if not names and not json:
         return table
     columns = list(table.columns)
@@ -79,13 +87,3 @@ def restore_binary(
     if not changed:
         return table
     return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
-
-
-def bytea_features(groups: Any) -> set[str]:
-    """Names of the ``bytea`` features of feature groups ``groups``."""
-    return {f.name for fg in groups for f in fg.features if f.type == "bytea"}
-
-
-def json_features(groups: Any) -> set[str]:
-    """Names of the ``json`` features of feature groups ``groups``."""
-    return {f.name for fg in groups for f in fg.features if f.type in ("json", "jsonb")}

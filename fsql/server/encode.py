@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fsql.errors import FsqlError
+from fsql.tables import TYPE_KEY  # field metadata naming a feature type (json)
 from fsql.types import from_arrow, from_name
 
 PG_EPOCH_DAYS = 10957  # 2000-01-01 - 1970-01-01
@@ -42,21 +43,12 @@ class Field:
         return _TYPLEN.get(self.oid, -1)
 
 
-# the key of an Arrow field's metadata naming its fsql feature type ("json")
-TYPE_KEY = b"fsql.type"
-
-
 def oid_of(dtype: pa.DataType) -> int:
     if pa.types.is_null(dtype):
         return 25
     if pa.types.is_dictionary(dtype):
         return oid_of(dtype.value_type)
-    if (
-        pa.types.is_binary(dtype)
-        or pa.types.is_large_binary(dtype)
-        or pa.types.is_fixed_size_binary(dtype)
-        or pa.types.is_binary_view(dtype)
-    ):
+    if _is_binary(dtype):
         return 17
     if pa.types.is_uint64(dtype):
         return 20  # count(*) and friends: bigint, as PostgreSQL types them
@@ -127,6 +119,15 @@ def check_utf8(arr: pa.Array) -> None:
 
 def _is_string(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _is_binary(t: pa.DataType) -> bool:
+    return (
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_fixed_size_binary(t)
+        or pa.types.is_binary_view(t)
+    )
 
 
 def _varlen(arr: pa.Array) -> pa.Array:
@@ -222,12 +223,7 @@ def _text_column(arr: pa.Array) -> pa.Array:
             s = pc.binary_join_element_wise(s, "+00", "")
     elif pa.types.is_null(t):
         return _from_pylist([None] * len(arr))
-    elif (
-        pa.types.is_binary(t)
-        or pa.types.is_large_binary(t)
-        or pa.types.is_fixed_size_binary(t)
-        or pa.types.is_binary_view(t)
-    ):
+    elif _is_binary(t):
         return _hex_column(arr)
     elif pa.types.is_list(t) or pa.types.is_large_list(t):
         check_utf8(arr)  # the strings inside

@@ -32,6 +32,7 @@ import psycopg
 from psycopg import sql
 
 from fsql.errors import ConnectionFailure
+from fsql.server.protocol import POSTGRESQL_PORT
 from fsql.types import from_name
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class Mirror:
             u = urlparse(self.url)
             self.target = Target(
                 host=unquote(u.hostname or "127.0.0.1"),
-                port=u.port or 5432,
+                port=u.port or POSTGRESQL_PORT,
                 user=unquote(u.username or "postgres"),
                 password=unquote(u.password) if u.password else None,
                 admin_user=unquote(u.username or "postgres"),

@@ -20,6 +20,10 @@ _I = struct.Struct("!i")
 _H = struct.Struct("!h")
 _IH = struct.Struct("!ih")
 
+# PostgreSQL's standard port: a real PostgreSQL may listen there, so fsql's
+# endpoint never takes it; it is the default port of a configured mirror URL
+POSTGRESQL_PORT = 5432
+
 
 class ProtocolViolation(FsqlError):
     sqlstate = "08P01"

@@ -305,7 +305,7 @@ def _fetch(w: list[str]) -> Route:
 _COPY_HINT = "Use COPY (query) TO STDOUT [WITH (FORMAT csv, HEADER)]; load data with INSERT."
 
 
-def _copy_direction(text: str, w: list[str]) -> tuple[str, str]:
+def _copy_direction(w: list[str]) -> tuple[str, str]:
     """("to" | "from" | "", the word after it) of a COPY, outside its query."""
     depth = 0
     for i, x in enumerate(w[1:], 1):
@@ -320,7 +320,7 @@ def _copy_direction(text: str, w: list[str]) -> tuple[str, str]:
 
 def _copy(text: str, w: list[str]) -> Route:
     # COPY (query) TO STDOUT [WITH] [(FORMAT csv, HEADER ...)] | COPY table [(cols)] TO STDOUT
-    direction, target = _copy_direction(text, w)
+    direction, target = _copy_direction(w)
     if direction == "from":
         what = "FROM STDIN" if target == "stdin" else "FROM a file or program"
         return Route(REFUSED, "copy", error=f"COPY ... {what} is not supported", hint=_COPY_HINT)

@@ -29,8 +29,8 @@ import fsql
 from fsql.connectors.engine import CancelScope, cancellable
 from fsql.errors import FsqlError, InvalidParameter
 from fsql.server import auth, fastpath
-from fsql.server.chcodes import clickhouse_sqlstate
 from fsql.server.mirror import Mirror
+from fsql.server.protocol import POSTGRESQL_PORT
 from fsql.server.session import Session
 
 log = logging.getLogger("fsql.server")
@@ -52,9 +52,9 @@ class ServerConfig:
     encode_threads: int = 2
 
     def __post_init__(self) -> None:
-        if self.port == 5432:
+        if self.port == POSTGRESQL_PORT:
             raise InvalidParameter(
-                "fsql serve does not use port 5432 (a real PostgreSQL may be there)",
+                f"fsql serve does not use port {POSTGRESQL_PORT} (a real PostgreSQL may be there)",
                 hint="Use the default 5433 or another free port.",
             )
         if self.auth not in ("scram-sha-256", "trust"):
@@ -232,10 +232,8 @@ class Server:
         try:
             with cancellable(scope):
                 return self.store.sql(text, params or None)
-        except FsqlError as e:
-            if e.sqlstate == "XX000":
-                e.sqlstate = clickhouse_sqlstate(e.message) or e.sqlstate
-            raise
+        except FsqlError:
+            raise  # engine errors carry their SQLSTATE (fsql.errors.clickhouse_sqlstate)
         except Exception as e:  # an engine or library failure: still an SQLSTATE
             raise FsqlError(f"{type(e).__name__}: {e}", sqlstate="XX000") from None
 
@@ -300,9 +298,7 @@ class Server:
 
         try:
             return run_statement(self.store, bind(statement, params) if params else statement)
-        except FsqlError as e:
-            if e.sqlstate == "XX000":
-                e.sqlstate = clickhouse_sqlstate(e.message) or e.sqlstate
+        except FsqlError:
             raise
         except Exception as e:
             raise FsqlError(f"{type(e).__name__}: {e}", sqlstate="XX000") from None
