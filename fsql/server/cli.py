@@ -23,7 +23,9 @@ def _config_defaults(store_path: str) -> dict[str, Any]:
 
 @click.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default 5433; never 5432).")
+@click.option(
+    "--port", type=int, default=None, help="Port (default 5433; never PostgreSQL's standard port)."
+)
 @click.option(
     "--auth",
     type=click.Choice(["scram-sha-256", "trust"]),
