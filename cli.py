@@ -21,7 +21,7 @@ import click
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from fsql.store import Store
+    from fsql.api import Store
 
 DEFAULT_STORE = "./fsql-store"
 FORMATS = ("table", "csv", "json", "parquet")  # fsql.output.FORMATS, without importing it

@@ -65,7 +65,7 @@ def worker(kind: str, rows: int, folder: str, shuffled: bool = False) -> dict[st
     from sqlglot import exp
 
     import fsql
-    from fsql.offline import DIALECT, table_ref
+    from fsql.store.offline import DIALECT, table_ref
 
     table = make_table(rows, shuffled=shuffled)
     second = make_table(rows, offset=rows, seed=2, shuffled=shuffled)

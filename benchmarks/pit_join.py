@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 import fsql
-from fsql.plan import plan_features
+from fsql.plan.features import plan_features
 from fsql.sql.dialect import parse
 from fsql.sql.engine_dialect import DIALECT
 

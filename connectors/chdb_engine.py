@@ -61,7 +61,7 @@ class ChdbEngine:
     control session (measured: the statement stops within ~0.1 s)."""
 
     name = "chdb"
-    # hooks (see fsql.connectors.engine): set by fsql.on_demand
+    # hooks (see fsql.connectors.engine): set by fsql.bind.on_demand
     before_run: BeforeRun | None = None
     translate_error: TranslateError | None = None
 

@@ -174,7 +174,7 @@ class ClickHouseEngine:
     """
 
     name = "clickhouse"
-    # hooks (see fsql.connectors.engine): set by fsql.on_demand
+    # hooks (see fsql.connectors.engine): set by fsql.bind.on_demand
     before_run: BeforeRun | None = None
     translate_error: TranslateError | None = None
 

@@ -4,7 +4,7 @@ A Trino connector reads any catalog Trino federates (``catalog.schema.table``
 names in the query; ``catalog`` and ``schema`` options give the defaults).
 Rows are fetched through the client and handed to the engine as Arrow. The
 point-in-time join in Trino's own SQL (window-function form, since Trino has
-no ASOF JOIN) is :mod:`fsql.plan_window`; :meth:`TrinoConnector.run` runs
+no ASOF JOIN) is :mod:`fsql.plan.window`; :meth:`TrinoConnector.run` runs
 such a query.
 
 Options: ``host`` (127.0.0.1), ``port`` (8080), ``user`` (fsql), ``catalog``,

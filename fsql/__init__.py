@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fsql.errors import FsqlError
 
 if TYPE_CHECKING:
-    from fsql.store import Store
+    from fsql.api import Store
 
 __version__ = "0.1.0"
 
@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
     # The store pulls in SQLAlchemy, sqlglot and pyarrow; load it on first use
     # so that `import fsql.cli` (and `fsql --help`) stays fast.
     if name == "Store":
-        from fsql.store import Store
+        from fsql.api import Store
 
         return Store
     raise AttributeError(f"module 'fsql' has no attribute {name!r}")
@@ -46,7 +46,7 @@ def connect(
     ``mysql://`` (MariaDB) or ``redis://`` URL (``?prefix=`` sets the
     table/key prefix).
     """
-    from fsql.store import Store
+    from fsql.api import Store
 
     return Store(path, offline=offline, catalog=catalog, online=online)
 

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from fsql.errors import FsqlError
-from fsql.server.route import spans
+from fsql.sql.lexer import spans
 from fsql.types import from_arrow
 
 apilevel = "2.0"

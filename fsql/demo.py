@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from fsql.store import Store
+    from fsql.api import Store
 
 START = np.datetime64("2024-01-01T00:00:00", "us")
 DAYS = 90

@@ -8,17 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from fsql.bind.sources import read_group
 from fsql.catalog import Commit, FeatureGroup
-from fsql.errors import FeatureNotSupported
-from fsql.tables import as_arrow
 from fsql.timeutil import to_micros
 
 if TYPE_CHECKING:
-    from fsql.store import Store
+    from fsql.store.core import StoreCore
 
 
 class FeatureGroupHandle:
-    def __init__(self, store: Store, record: FeatureGroup) -> None:
+    def __init__(self, store: StoreCore, record: FeatureGroup) -> None:
         self._store = store
         self.record = record
 
@@ -40,27 +39,16 @@ class FeatureGroupHandle:
 
     def insert(self, data: Any) -> Commit:
         """Append (upsert) rows as one commit."""
-        fg = self._refresh()
-        if fg.kind != "cached":
-            raise FeatureNotSupported(
-                f'feature group "{fg.name}" is on-demand; it has no rows to insert'
-            )
-        commit = self._store.offline.insert(fg, as_arrow(data))
-        self._after_commit(commit)
+        commit = self._store.commit(self._refresh(), data)
+        self._refresh()
         return commit
-
-    def _after_commit(self, commit: Commit) -> None:
-        """Hook for stores layered on commits (the online store)."""
-        hook = getattr(self._store, "after_commit", None)
-        if hook is not None:
-            hook(self._refresh(), commit)
 
     def read(self, *, system_time: datetime | str | int | None = None) -> pa.Table:
         """The rows (latest commit per key and event time), optionally as the
         store held them at ``system_time``."""
         fg = self._refresh()
         us = to_micros(system_time) if system_time is not None else None
-        return self._store.offline.read(fg, system_time_us=us)
+        return read_group(self._store, fg, system_time_us=us)
 
     def commits(self) -> list[Commit]:
         return self._store.catalog.commits(self._refresh(), state="committed")

@@ -26,7 +26,7 @@ class FsqlClickHouse(ClickHouse):
 
         def div_sql(self, expression: exp.Div) -> str:
             # integers divide as integers, as in PostgreSQL (the planner marks
-            # those divisions; see fsql.names.mark_integer_division)
+            # those divisions; see fsql.bind.names.mark_integer_division)
             if expression.meta.get("fsql_integer_division"):
                 return self.func("intDiv", expression.this, expression.expression)
             return super().div_sql(expression)

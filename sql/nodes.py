@@ -1,7 +1,7 @@
 """Statement nodes of the FSQL dialect (sqlglot expression classes).
 
 Each node is a plain data holder; the store's executors
-(:mod:`fsql.feature_statements`) give them meaning.
+(:mod:`fsql.statements.feature_groups`) give them meaning.
 """
 
 from __future__ import annotations

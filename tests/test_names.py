@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from sqlglot import exp
 
+from fsql.bind.names import INT_DIV, check_columns, mark_integer_division
 from fsql.errors import FsqlError
-from fsql.names import INT_DIV, check_columns, mark_integer_division
 from fsql.sql.dialect import parse
 
 RELATIONS = {

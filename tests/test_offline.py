@@ -17,8 +17,8 @@ import pyarrow as pa
 import pytest
 
 import fsql
-from fsql import offline
-from fsql.offline import _may_have_duplicates
+from fsql.store import offline
+from fsql.store.offline import _may_have_duplicates
 
 T0 = np.datetime64("2024-01-01T00:00:00", "us")
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from service_checks import require_service
 
+from fsql.bind.sources import group_source
 from fsql.errors import FsqlError
 
 PG = "host '127.0.0.1', port '5432', database 'test', user 'postgres'"
@@ -204,7 +205,7 @@ def test_on_demand_has_no_change_feed(store, pg_table):
         f"CREATE ON DEMAND FEATURE GROUP p CONNECTOR crm PRIMARY KEY (id) AS SELECT id FROM {t}"
     )
     with pytest.raises(FsqlError) as e:
-        store.offline.source(store.catalog.feature_group(store.project, "p"), since_us=0)
+        group_source(store, store.catalog.feature_group(store.project, "p"), since_us=0)
     assert e.value.sqlstate == "0A000"
 
 
@@ -271,15 +272,15 @@ def test_describe_shows_connector_and_query(store, pg_table):
 
 
 def test_secret_with_special_characters_reaches_the_engine(store, pg_table, monkeypatch):
+    from fsql.bind.on_demand import open_connector, set_secret
     from fsql.connectors.secrets import secret_param
-    from fsql.on_demand import _set_secret, open_connector
 
     t, _ = pg_table
     secret = "a\\b'c\"d\nq\tz%{x}"
     monkeypatch.setenv("FSQL_TEST_ODD_PW", secret)
     store.sql(f"CREATE CONNECTOR crm TYPE postgres OPTIONS ({PG}, password_env 'FSQL_TEST_ODD_PW')")
     conn = open_connector(store.catalog, store.project, "crm")
-    placeholder = _set_secret(store.engine, conn)
+    placeholder = set_secret(store.engine, conn)
     got = store.engine.query(f"SELECT {placeholder.sql('clickhouse')} AS v").column("v")
     assert got.to_pylist() == [secret]
     assert secret_param(conn.id) in placeholder.sql("clickhouse")

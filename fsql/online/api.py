@@ -1,10 +1,17 @@
-"""The online-store methods of :class:`fsql.store.Store` (a mixin, so the
-store module only wires it in)."""
+"""The online store's face to the rest of fsql: the online methods of the
+public :class:`fsql.api.Store` (a mixin) and the hooks it subscribes to
+(the store's commits, drops and closing; the planner's key lookups). The
+online service of a store lives in ``store.services['online']``, opened on
+first use."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from fsql.plan.features import key_lookup
+from fsql.store import hooks
+from fsql.store.core import StoreCore
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -13,39 +20,69 @@ if TYPE_CHECKING:
     from fsql.online.consistency import ConsistencyReport
     from fsql.online.service import OnlineService
 
+SERVICE = "online"
+
+
+def service_of(store: StoreCore) -> OnlineService:
+    """The store's online service (opened on first use)."""
+    service = store.services.get(SERVICE)
+    if service is None:
+        from fsql.online.service import OnlineService
+
+        service = OnlineService(store, store.config.get("online", "embedded"))
+        store.services[SERVICE] = service
+    return service  # type: ignore[no-any-return]
+
+
+@hooks.after_commit.subscribe
+def _after_commit(store: StoreCore, fg: FeatureGroup, commit: Commit) -> None:
+    """Keep the online rows of online feature groups current."""
+    service_of(store).after_commit(fg, commit)
+
+
+@hooks.after_drop.subscribe
+def _after_drop(store: StoreCore, fg: FeatureGroup) -> None:
+    service_of(store).drop(fg)
+
+
+@hooks.on_close.subscribe
+def _on_close(store: StoreCore) -> None:
+    service = store.services.pop(SERVICE, None)
+    if service is not None:
+        service.close()
+
+
+@key_lookup.subscribe
+def _key_lookup(store: StoreCore, plan: Any) -> pa.Table | None:
+    """Answer a pure key lookup from the online store (None: not served)."""
+    return service_of(store).online_lookup(plan)
+
+
+def online_sql(store: StoreCore, text: str, params: Any = None) -> pa.Table | None:
+    """A ``SELECT FEATURES ... WHERE key = $1`` seen before, answered from
+    its cached plan (None: run the statement normally)."""
+    return service_of(store).online_sql(text, params)
+
 
 class OnlineMixin:
-    _online_url: str
-    _online_service: OnlineService | None
-
     @property
     def online(self) -> OnlineService:
         """The online store service (opened on first use)."""
-        service = getattr(self, "_online_service", None)
-        if service is None:
-            from fsql.online.service import OnlineService
-
-            service = OnlineService(self, getattr(self, "_online_url", "embedded"))  # type: ignore[arg-type]
-            self._online_service = service
-        return service
-
-    def _close_online(self) -> None:
-        service = getattr(self, "_online_service", None)
-        if service is not None:
-            service.close()
-            self._online_service = None
+        assert isinstance(self, StoreCore)
+        return service_of(self)
 
     def after_commit(self, fg: FeatureGroup, commit: Commit) -> None:
-        """Commit hook: keep the online rows of online feature groups current."""
+        """The commit hook, by hand: bring the online rows up to ``commit``."""
         self.online.after_commit(fg, commit)
 
     def online_lookup(self, plan: Any) -> pa.Table | None:
-        """Planner hook: answer a pure key lookup from the online store."""
+        """Answer a pure key lookup plan from the online store (None: not
+        served online)."""
         return self.online.online_lookup(plan)
 
     def online_sql(self, text: str, params: Any = None) -> pa.Table | None:
-        """Statement hook: a ``SELECT FEATURES ... WHERE key = $1`` seen before
-        is answered from its cached plan (None: run the statement normally)."""
+        """A ``SELECT FEATURES ... WHERE key = $1`` seen before, answered from
+        its cached plan (None: run the statement normally)."""
         return self.online.online_sql(text, params)
 
     def get_feature_vector(

@@ -10,8 +10,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fsql.catalog import FeatureGroup
-from fsql.offline import COMMIT_ID, COMMIT_TIME, DIALECT, col, micros_literal, table_ref
 from fsql.online.base import Codec, Row, column_to_prims
+from fsql.store.offline import COMMIT_ID, COMMIT_TIME, DIALECT, col, micros_literal, table_ref
 
 if TYPE_CHECKING:
     from fsql.online.service import OnlineService

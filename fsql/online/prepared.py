@@ -72,7 +72,7 @@ def _value(node: exp.Expression) -> tuple[str, Any] | None:
 
 
 def analyze(service: OnlineService, text: str) -> LookupTemplate | object:
-    from fsql.plan import plan_features
+    from fsql.plan.features import plan_features
     from fsql.sql.dialect import parse
     from fsql.sql.nodes import SelectFeatures
 

@@ -58,7 +58,7 @@ from fsql.types import FeatureType
 
 if TYPE_CHECKING:
     from fsql.online.consistency import ConsistencyReport
-    from fsql.store import Store
+    from fsql.store.core import StoreCore
 
 _VERSIONED = re.compile(r"^(.+)_v(\d+)$")
 
@@ -118,7 +118,7 @@ class VectorPlan:
 
 
 class OnlineService:
-    def __init__(self, store: Store, url: str) -> None:
+    def __init__(self, store: StoreCore, url: str) -> None:
         self.store = store
         self.url = url
         self._backend: OnlineStore | None = None
@@ -420,7 +420,7 @@ class OnlineService:
         """The features a training dataset was built from, at the feature-group
         versions it recorded (spine columns, keys, event times and labels are
         not served)."""
-        from fsql.plan import plan_features
+        from fsql.plan.features import plan_features
         from fsql.sql.dialect import parse
         from fsql.sql.nodes import SelectFeatures
 

@@ -28,10 +28,12 @@ import pyarrow as pa
 import fsql
 from fsql.connectors.engine import CancelScope, cancellable
 from fsql.errors import FsqlError, InvalidParameter
+from fsql.params import bind
 from fsql.server import auth, fastpath
 from fsql.server.mirror import Mirror
 from fsql.server.protocol import POSTGRESQL_PORT
 from fsql.server.session import Session
+from fsql.statements.run import run_statement
 
 log = logging.getLogger("fsql.server")
 
@@ -293,9 +295,6 @@ class Server:
 
     def _run_tree(self, statement: Any, params: list[Any]) -> pa.Table:
         """A parsed statement with its parameters bound as literal nodes."""
-        from fsql.execute import run_statement
-        from fsql.params import bind
-
         try:
             return run_statement(self.store, bind(statement, params) if params else statement)
         except FsqlError:

@@ -39,29 +39,34 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from fsql.bind.time import evaluate_time
 from fsql.catalog import training as catalog_td
 from fsql.catalog.service import now_us
 from fsql.catalog.training import LineageEntry, TrainingDatasetRecord
-from fsql.connectors.engine import input_ref
 from fsql.errors import (
     DuplicateObject,
     FeatureNotSupported,
     FsqlError,
     InvalidParameter,
+    UndefinedColumn,
     UndefinedObject,
     did_you_mean,
 )
-from fsql.offline import micros_literal
+from fsql.plan.features import execute_plan, plan_features
+from fsql.plan.plain import run_plain
+from fsql.sql.dialect import parse
+from fsql.sql.nodes import SelectFeatures
+from fsql.store.offline import micros_literal
 from fsql.tables import as_arrow
 from fsql.timeutil import from_micros, to_micros
 from fsql.training import splits as split_mod
 from fsql.training import stats as stats_mod
 from fsql.training.locations import Location, LocationError, join, resolve
 from fsql.training.writers import FORMATS, Format, get_format
+from fsql.types import from_arrow
 
 if TYPE_CHECKING:
-    from fsql.sql.nodes import SelectFeatures
-    from fsql.store import Store
+    from fsql.store.core import StoreCore
 
 SPLIT_COLUMN = "split"
 MANIFEST = "manifest.json"
@@ -151,7 +156,7 @@ def _pin(node: exp.Expr | None, system_time_us: int, ctes: set[str]) -> None:
             )
 
 
-def build_time(store: Store) -> int:
+def build_time(store: StoreCore) -> int:
     """Now, but before any commit still pending: a rebuild at this time sees
     exactly the commits this build could see."""
     t = now_us()
@@ -161,13 +166,11 @@ def build_time(store: Store) -> int:
 
 
 def run_query(
-    store: Store, text: str, system_time_us: int | None = None, *, spine: pa.Table | None = None
+    store: StoreCore, text: str, system_time_us: int | None = None, *, spine: pa.Table | None = None
 ) -> QueryResult:
     """Run a ``SELECT FEATURES`` or plain ``SELECT`` with its system time
     pinned. ``spine`` (Arrow) is the spine of a ``SELECT FEATURES ... AS OF
     time_column`` handed over from Python."""
-    from fsql.sql.dialect import parse
-    from fsql.sql.nodes import SelectFeatures
 
     statements = parse(text)
     if len(statements) != 1:
@@ -193,14 +196,13 @@ def run_query(
 
 
 def _run_features(
-    store: Store,
+    store: StoreCore,
     node: SelectFeatures,
     t: int,
     *,
     explicit: bool,
     spine: pa.Table | None = None,
 ) -> QueryResult:
-    from fsql.plan import evaluate_time, execute_plan, plan_features
 
     node = node.copy()
     own = node.args.get("system_time")
@@ -210,7 +212,7 @@ def _run_features(
     spine_node = node.args.get("spine")
     if isinstance(spine_node, exp.Table) and not spine_node.db:
         names = {n for fg in store.feature_groups() for n in (fg.name, fg.qualified_name)}
-        record = None if spine_node.name in names else _find_by_table_name(store, spine_node.name)
+        record = None if spine_node.name in names else find_by_table_name(store, spine_node.name)
         if record is not None or (spine is not None and spine_node.name not in names):
             # a training dataset as the spine: its rows (recorded with the new
             # dataset, so a rebuild reads these, not the dataset's latest version)
@@ -255,8 +257,7 @@ def _respine(node: exp.Expr, alias: str) -> None:
             column.set("table", exp.to_identifier("spine"))
 
 
-def _run_plain(store: Store, node: exp.Expr, t: int) -> QueryResult:
-    from fsql.execute import run_plain
+def _run_plain(store: StoreCore, node: exp.Expr, t: int) -> QueryResult:
 
     node = node.copy()
     ctes = {c.alias_or_name for c in node.find_all(exp.CTE)}
@@ -322,7 +323,6 @@ def features_query(
 
 
 def schema_record(schema: pa.Schema) -> dict[str, Any]:
-    from fsql.types import from_arrow
 
     columns = []
     for f in schema:
@@ -519,7 +519,6 @@ class Built:
 def _labels(options: Mapping[str, Any], table: pa.Table) -> list[str]:
     if "label" in options:
         labels = [c for c in str(options["label"]).split(",") if c]
-        from fsql.errors import UndefinedColumn
 
         for c in labels:
             if c not in table.column_names:
@@ -532,7 +531,7 @@ def _labels(options: Mapping[str, Any], table: pa.Table) -> list[str]:
 
 
 def build(
-    store: Store,
+    store: StoreCore,
     options: Mapping[str, Any],
     *,
     query: str | None,
@@ -574,7 +573,7 @@ _BUILD_LOCK = threading.RLock()
 
 
 def create(
-    store: Store,
+    store: StoreCore,
     name: str,
     query: str | None = None,
     *,
@@ -594,7 +593,7 @@ def create(
 
 
 def _create(
-    store: Store,
+    store: StoreCore,
     name: str,
     query: str | None,
     data: Any,
@@ -633,7 +632,7 @@ def _create(
 
 
 def _materialize(
-    store: Store,
+    store: StoreCore,
     name: str,
     version: int,
     description: str,
@@ -738,24 +737,7 @@ def read_all(record: TrainingDatasetRecord, *, with_split: bool = True) -> pa.Ta
     return pa.concat_tables(tables)
 
 
-def bind_training_dataset(store: Store, statement: exp.Expr, table: exp.Table) -> bool:
-    """Plain SQL: replace a table named like a training dataset (``td`` latest,
-    ``td_vN``) by its rows (with a ``split`` column), read from its files and
-    handed to the engine as an Arrow input. The inputs ride on
-    ``statement.meta['fsql_inputs']``."""
-    record = _find_by_table_name(store, table.name)
-    if record is None:
-        return False
-    inputs = statement.meta.setdefault("fsql_inputs", [])
-    rows = read_all(record)
-    alias = table.alias or table.name
-    relation = exp.select(exp.Star()).from_(input_ref(len(inputs)))
-    inputs.append(rows)
-    table.replace(relation.subquery(exp.to_identifier(alias, quoted=True)))
-    return True
-
-
-def _find_by_table_name(store: Store, name: str) -> TrainingDatasetRecord | None:
+def find_by_table_name(store: StoreCore, name: str) -> TrainingDatasetRecord | None:
     found = catalog_td.find(store.catalog, store.project, name)
     if found is not None:
         return found
@@ -765,7 +747,7 @@ def _find_by_table_name(store: Store, name: str) -> TrainingDatasetRecord | None
     return None
 
 
-def training_dataset_names(store: Store) -> list[str]:
+def training_dataset_names(store: StoreCore) -> list[str]:
     records = catalog_td.list_all(store.catalog, store.project)
     return sorted({r.name for r in records} | {r.qualified_name for r in records})
 
@@ -776,7 +758,7 @@ def training_dataset_names(store: Store) -> list[str]:
 class TrainingDataset:
     """One immutable training dataset version."""
 
-    def __init__(self, store: Store, record: TrainingDatasetRecord) -> None:
+    def __init__(self, store: StoreCore, record: TrainingDatasetRecord) -> None:
         self._store = store
         self.record = record
         self.build_timings: dict[str, float] = {}
@@ -882,15 +864,17 @@ class TrainingDataset:
 # listing, drop --------------------------------------------------------------
 
 
-def get(store: Store, name: str, version: int | None = None) -> TrainingDataset:
+def get(store: StoreCore, name: str, version: int | None = None) -> TrainingDataset:
     return TrainingDataset(store, catalog_td.get(store.catalog, store.project, name, version))
 
 
-def list_datasets(store: Store) -> list[TrainingDatasetRecord]:
+def list_datasets(store: StoreCore) -> list[TrainingDatasetRecord]:
     return catalog_td.list_all(store.catalog, store.project)
 
 
-def drop(store: Store, name: str, version: int | None = None, *, missing_ok: bool = False) -> int:
+def drop(
+    store: StoreCore, name: str, version: int | None = None, *, missing_ok: bool = False
+) -> int:
     """Drop one version (or, with ``version`` None, every version): the
     catalog entry first, then its files. Returns the number dropped."""
     if version is None:
@@ -955,7 +939,7 @@ class RebuildResult:
 
 
 def rebuild(
-    store: Store, name: str, version: int | None = None, *, location: str | None = None
+    store: StoreCore, name: str, version: int | None = None, *, location: str | None = None
 ) -> RebuildResult:
     """Re-run a version's recorded query at its recorded system time.
 
@@ -1079,7 +1063,7 @@ def _manifest_of(record: TrainingDatasetRecord) -> dict[str, Any]:
 # lineage --------------------------------------------------------------------
 
 
-def lineage(store: Store, name: str) -> pa.Table:
+def lineage(store: StoreCore, name: str) -> pa.Table:
     """Training datasets that use a feature group (``fg``, ``fg_vN``), a
     feature (``fg.feature`` or a bare feature name)."""
     fgs = store.feature_groups()
@@ -1151,7 +1135,7 @@ def lineage(store: Store, name: str) -> pa.Table:
     )
 
 
-def listing(store: Store, like: str | None = None) -> pa.Table:
+def listing(store: StoreCore, like: str | None = None) -> pa.Table:
     """``SHOW TRAINING DATASETS``: one row per version."""
     rows = []
     pattern = _like_regex(like) if like else None

@@ -13,8 +13,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from fsql import plan_window as pw
-from fsql.plan import execute_plan, plan_features
+from fsql.plan import window as pw
+from fsql.plan.features import execute_plan, plan_features
 from fsql.sql.dialect import parse
 
 BASE = dt.datetime(2024, 1, 1)

@@ -48,13 +48,13 @@ def test_second_connect_in_the_same_process_says_this_process_has_it(store_path:
 
 
 def test_store_held_by_another_process_names_that_process(tmp_path: Path) -> None:
-    from fsql.lock import StoreLock
+    from fsql.store.lock import StoreLock
 
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys, pathlib; from fsql.lock import StoreLock; "
+            "import sys, pathlib; from fsql.store.lock import StoreLock; "
             "StoreLock(pathlib.Path(sys.argv[1])).acquire(); print('held', flush=True); "
             "sys.stdin.read()",
             str(tmp_path),

@@ -215,7 +215,7 @@ def test_statements_that_start_with_a_statement_word_still_parse():
 
 
 def test_an_expression_is_not_a_statement_but_sqlglot_may_still_parse_one():
-    # fsql.feature_query parses WHERE text with sqlglot directly; only parse()
+    # fsql.plan.get_features parses WHERE text with sqlglot directly; only parse()
     # applies the statement rule
     import sqlglot
 

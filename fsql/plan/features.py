@@ -18,32 +18,40 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from fsql.assign import assign_column
+from fsql.bind.pushdown import push_down
+from fsql.bind.sources import GroupRelations
+from fsql.bind.spines import bind_spine
+from fsql.bind.time import evaluate_time
 from fsql.catalog import FeatureGroup
 from fsql.connectors.engine import input_ref
 from fsql.errors import (
     AmbiguousColumn,
     FeatureNotSupported,
-    FsqlError,
     InvalidParameter,
     UndefinedColumn,
     UndefinedObject,
     closest,
     position_of,
 )
-from fsql.offline import DIALECT, col, ident, select_from, subquery
-from fsql.offline import alias as alias_
 from fsql.sql.nodes import SelectFeatures
 from fsql.sql.trees import conjuncts
+from fsql.store.assign import assign_column
+from fsql.store.hooks import Hook
+from fsql.store.offline import DIALECT, col, ident, select_from, subquery
+from fsql.store.offline import alias as alias_
 from fsql.tables import as_arrow, restore_feature_types
 from fsql.types import clickhouse_type
 
 if TYPE_CHECKING:
-    from fsql.store import Store
+    from fsql.store.core import StoreCore
 
 ROW = "__fsql_row"
 SPINE = "__spine"
 TIME_PREFIX = "__fsql_t"
+
+# Asked before a pure key lookup runs offline: ``fn(store, plan) -> Table |
+# None`` (the online store answers the groups it serves).
+key_lookup = Hook("key_lookup")
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,7 @@ class FeaturePlan:
     limit: exp.Expr | None = None
     offset: exp.Expr | None = None
     lookup_keys: pa.Table | None = None
-    source: Any = None  # OfflineStore (for relations); set by plan_features
+    source: Any = None  # GroupRelations: how the plan reads its groups
 
     @property
     def inputs(self) -> list[pa.Table]:
@@ -355,7 +363,7 @@ def _unqualify(node: exp.Expr, names: set[str]) -> exp.Expr:
 # planning ---------------------------------------------------------------
 
 
-def _latest_groups(store: Store) -> tuple[dict[str, FeatureGroup], dict[str, FeatureGroup]]:
+def _latest_groups(store: StoreCore) -> tuple[dict[str, FeatureGroup], dict[str, FeatureGroup]]:
     latest: dict[str, FeatureGroup] = {}
     by_version: dict[str, FeatureGroup] = {}
     for fg in store.feature_groups():
@@ -367,35 +375,8 @@ def _latest_groups(store: Store) -> tuple[dict[str, FeatureGroup], dict[str, Fea
 _position = position_of
 
 
-def evaluate_time(store: Store, node: exp.Expr) -> int:
-    """Evaluate a constant time expression (``TIMESTAMP '...'``, ``now() -
-    interval '1 day'``) to microseconds since the epoch, UTC."""
-    if isinstance(node, exp.Literal) and not node.is_string:
-        raise InvalidParameter(
-            f"{node.sql()} is not a timestamp", sqlstate="22007", position=_position(node)
-        )
-    expr = exp.func(
-        "toUnixTimestamp64Micro",
-        exp.cast(node.copy(), exp.DataType.build("DateTime64(6, 'UTC')", dialect=DIALECT)),
-    )
-    try:
-        table = store.engine.query(exp.select(exp.alias_(expr, "us")).sql(DIALECT))
-    except FsqlError as e:
-        raise InvalidParameter(
-            f"{node.sql(dialect='postgres')} is not a timestamp: {e.message}",
-            sqlstate="22007",
-            position=_position(node),
-        ) from None
-    value = table.column(0)[0].as_py()
-    if value is None:
-        raise InvalidParameter(
-            f"{node.sql(dialect='postgres')} is NULL; expected a timestamp", sqlstate="22004"
-        )
-    return int(value)
-
-
 def plan_features(
-    store: Store,
+    store: StoreCore,
     node: SelectFeatures,
     *,
     system_time_us: int | None = None,
@@ -403,8 +384,6 @@ def plan_features(
 ) -> FeaturePlan:
     """Resolve a ``SELECT FEATURES`` against the catalog. ``spine`` (an Arrow
     table or DataFrame) replaces the FROM relation when given from Python."""
-    from fsql.execute import bind_feature_groups
-
     latest, by_version = _latest_groups(store)
     # one system time for the whole query, the spine included
     pinned = system_time_us
@@ -437,9 +416,7 @@ def plan_features(
             and (rel.name in latest or rel.name in by_version)
         ):
             spine_fg = latest.get(rel.name) or by_version[rel.name]
-        spine_rel = _bind_relation(
-            store, rel, lambda st, q: bind_feature_groups(st, q, system_time_us=pinned)
-        )
+        spine_rel = bind_spine(store, rel, system_time_us=pinned)
         if spine_fg is not None:
             spine_schema = pa.schema(
                 [
@@ -617,7 +594,7 @@ def plan_features(
         order=node.args.get("order"),
         limit=node.args.get("limit"),
         offset=node.args.get("offset"),
-        source=store.offline,
+        source=GroupRelations(store),
     )
     # times
     as_of = node.args.get("as_of")
@@ -689,36 +666,6 @@ def _resolve_group(
     return fg
 
 
-def _bind_relation(store: Store, rel: exp.Expr, bind: Any) -> exp.Expr:
-    """A spine relation as ClickHouse: files become ``file()``, feature groups
-    their source relation."""
-    if isinstance(rel, (exp.ReadParquet, exp.ReadCSV)) or (
-        isinstance(rel, exp.Anonymous) and rel.name.lower() in ("read_parquet", "read_csv")
-    ):
-        args = rel.expressions if not isinstance(rel, exp.ReadCSV) else [rel.this, *rel.expressions]
-        if isinstance(rel, exp.ReadParquet) or rel.name.lower() == "read_parquet":
-            fmt = "Parquet"
-        else:
-            fmt = "CSVWithNames"
-        path = args[0] if args else None
-        if not isinstance(path, exp.Literal) or not path.is_string:
-            raise InvalidParameter(
-                "read_parquet/read_csv take a quoted file path", sqlstate="22023"
-            )
-        import os
-
-        full = os.path.abspath(path.this)
-        if not os.path.exists(full):
-            raise UndefinedObject(f'file "{path.this}" does not exist', sqlstate="58P01")
-        return exp.func("file", exp.Literal.string(full), exp.Literal.string(fmt))
-    if isinstance(rel, exp.Subquery):
-        bound = bind(store, rel)
-    else:
-        bound = bind(store, exp.select(exp.Star()).from_(rel)).args["from_"].this
-    bound.set("alias", None)
-    return bound
-
-
 def _literal_value(node: exp.Expr) -> Any:
     if isinstance(node, exp.Literal):
         if node.is_string:
@@ -775,15 +722,11 @@ def _lookup_keys(plan: FeaturePlan) -> pa.Table | None:
     return pa.Table.from_arrays(arrays, names=keys)
 
 
-def execute_plan(store: Store, plan: FeaturePlan) -> pa.Table:
+def execute_plan(store: StoreCore, plan: FeaturePlan) -> pa.Table:
     if plan.lookup_keys is not None:
-        online = getattr(store, "online_lookup", None)
-        if online is not None:
-            result = online(plan)
-            if result is not None:
-                return result
-    from fsql.on_demand import push_down
-
+        found = key_lookup.first(store, plan)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
     sql = push_down(plan.to_sql()).sql(DIALECT)
     result = restore_spine_order(store.engine.query(sql, plan.inputs))
     spine = plan.spine_input.schema if plan.spine_input is not None else []

@@ -11,13 +11,13 @@ from sqlglot import exp
 
 from fsql.errors import InvalidParameter
 from fsql.params import literal
-from fsql.plan import execute_plan, plan_features
+from fsql.plan.features import execute_plan, plan_features
 from fsql.sql.dialect import FSQL
 from fsql.sql.nodes import SelectFeatures
 from fsql.timeutil import to_micros
 
 if TYPE_CHECKING:
-    from fsql.store import Store
+    from fsql.store.core import StoreCore
 
 
 def feature_ref(name: str) -> exp.Column:
@@ -32,7 +32,7 @@ def feature_ref(name: str) -> exp.Column:
 
 
 def get_features(
-    store: Store,
+    store: StoreCore,
     features: Sequence[str],
     *,
     spine: Any = None,

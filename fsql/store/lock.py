@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fsql.errors import StoreInUse
 
-LOCK_FILE = "fsql.lock"
+LOCK_FILE = "fsql.store.lock"
 
 # lock files this process holds, with the pid that took them (a forked child
 # inherits the table but not the ownership)

@@ -21,7 +21,7 @@ Every spine row yields exactly one output row, duplicates included::
 The tree is built once with sqlglot and printed for any dialect:
 ``window_sql(plan).sql("trino")`` for Trino, ``"clickhouse"`` for chDB (the
 tests run it there against a brute-force oracle). The input is
-:class:`fsql.plan.FeaturePlan`; how each feature group's rows are reached is
+:class:`fsql.plan.features.FeaturePlan`; how each feature group's rows are reached is
 a callback, so the same form serves the embedded engine (the offline store's
 relations) and Trino (catalog tables of a federated deployment).
 """
@@ -36,12 +36,16 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import exp
 
+from fsql.bind import on_demand
 from fsql.catalog import FeatureGroup
 from fsql.errors import FeatureNotSupported, InvalidParameter
+from fsql.plan.features import FeaturePlan, plan_features
+from fsql.sql.dialect import parse
+from fsql.sql.nodes import SelectFeatures
+from fsql.store.offline import COMMIT_ID, COMMIT_TIME, database_name
 
 if TYPE_CHECKING:
-    from fsql.plan import FeaturePlan
-    from fsql.store import Store
+    from fsql.store.core import StoreCore
 
 ROW = "__fsql_row"
 RANK = "__fsql_rank"
@@ -291,7 +295,7 @@ def _typed_literal(value: Any, to: exp.DataType) -> exp.Expression:
 
 
 def trino_relations(
-    store: Store,
+    store: StoreCore,
     plan: FeaturePlan,
     *,
     offline_catalog: str | None = None,
@@ -302,7 +306,6 @@ def trino_relations(
     tables qualified by the Trino catalog ``catalogs[connector]`` names;
     cached groups are read from ``offline_catalog`` (Trino's catalog over
     the ClickHouse offline store, ``fsql_<project>.<fg>_v<N>``)."""
-    from fsql import on_demand
 
     def relation(fg: FeatureGroup, names: list[str]) -> exp.Expression:
         if fg.kind == "on_demand":
@@ -332,7 +335,6 @@ def trino_relations(
                 "federation has no catalog for",
                 hint="Pass offline_catalog= (Trino's catalog over the ClickHouse offline store).",
             )
-        from fsql.offline import COMMIT_ID, COMMIT_TIME, database_name
 
         table = exp.Table(
             this=_id(fg.qualified_name),
@@ -364,7 +366,7 @@ def trino_relations(
 
 
 def federated_sql(
-    store: Store,
+    store: StoreCore,
     plan: FeaturePlan,
     *,
     offline_catalog: str | None = None,
@@ -388,7 +390,7 @@ def federated_sql(
 
 
 def run_federated(
-    store: Store,
+    store: StoreCore,
     text_or_plan: str | FeaturePlan,
     *,
     connector: str,
@@ -397,10 +399,6 @@ def run_federated(
     catalogs: Mapping[str, str] | None = None,
 ) -> pa.Table:
     """Run a ``SELECT FEATURES`` on Trino through the Trino ``connector``."""
-    from fsql import on_demand
-    from fsql.plan import FeaturePlan, plan_features
-    from fsql.sql.dialect import parse
-    from fsql.sql.nodes import SelectFeatures
 
     if isinstance(text_or_plan, FeaturePlan):
         plan = text_or_plan

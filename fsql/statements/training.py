@@ -16,11 +16,11 @@ from fsql.sql.training_statements import (
     RebuildTrainingDataset,
     ShowTrainingDatasets,
 )
-from fsql.statements import executes
+from fsql.statements.registry import executes
 from fsql.training import dataset as td
 
 if TYPE_CHECKING:
-    from fsql.store import Store
+    from fsql.store.core import StoreCore
 
 
 def _int(node: exp.Expression | None) -> int | None:
@@ -54,7 +54,7 @@ def option_value(node: exp.Expression) -> Any:
 
 
 @executes(CreateTrainingDataset)
-def _create(store: Store, node: exp.Expr) -> pa.Table:
+def _create(store: StoreCore, node: exp.Expr) -> pa.Table:
     options: dict[str, Any] = {}
     for pair in node.args.get("options") or []:
         key, value = pair.expressions
@@ -99,19 +99,19 @@ def _create(store: Store, node: exp.Expr) -> pa.Table:
 
 
 @executes(ShowTrainingDatasets)
-def _show(store: Store, node: exp.Expr) -> pa.Table:
+def _show(store: StoreCore, node: exp.Expr) -> pa.Table:
     like = node.args.get("like")
     return td.listing(store, like.this if like is not None else None)
 
 
 @executes(DescribeTrainingDataset)
-def _describe(store: Store, node: exp.Expr) -> pa.Table:
+def _describe(store: StoreCore, node: exp.Expr) -> pa.Table:
     handle = td.get(store, node.this.name, _int(node.args.get("version")))
     return td.describe_table(handle)
 
 
 @executes(DropTrainingDataset)
-def _drop(store: Store, node: exp.Expr) -> pa.Table:
+def _drop(store: StoreCore, node: exp.Expr) -> pa.Table:
     name = node.this.name
     version = _int(node.args.get("version"))
     n = td.drop(store, name, version, missing_ok=bool(node.args.get("exists")))
@@ -122,7 +122,7 @@ def _drop(store: Store, node: exp.Expr) -> pa.Table:
 
 
 @executes(RebuildTrainingDataset)
-def _rebuild(store: Store, node: exp.Expr) -> pa.Table:
+def _rebuild(store: StoreCore, node: exp.Expr) -> pa.Table:
     """Re-run the recorded query at the recorded system time; one row saying
     whether the result is identical to what was recorded."""
     result = td.rebuild(store, node.this.name, _int(node.args.get("version")))

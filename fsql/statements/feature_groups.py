@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import exp
 
-from fsql.assign import assign_column
-from fsql.catalog import FeatureGroup
+from fsql.bind.binder import bind
+from fsql.bind.pushdown import push_down, source_lines
+from fsql.catalog import Feature, FeatureGroup
 from fsql.errors import (
     DuplicateColumn,
     EngineError,
@@ -19,14 +20,17 @@ from fsql.errors import (
     UndefinedObject,
     position_of,
 )
-from fsql.offline import DIALECT, ident, subquery
-from fsql.plan import execute_plan, plan_features
+from fsql.online.api import service_of
+from fsql.plan.features import execute_plan, plan_features
+from fsql.plan.plain import run_plain
 from fsql.sql import nodes
-from fsql.statements import executes
+from fsql.statements.registry import executes
+from fsql.store.assign import assign_column
+from fsql.store.offline import DIALECT, ident, subquery
 from fsql.types import from_arrow, from_name
 
 if TYPE_CHECKING:
-    from fsql.store import Store
+    from fsql.store.core import StoreCore
 
 
 def _text(node: exp.Expr | None) -> str | None:
@@ -44,15 +48,13 @@ def _status(message: str) -> pa.Table:
 
 
 @executes(nodes.SelectFeatures)
-def select_features(store: Store, node: exp.Expr) -> pa.Table:
+def select_features(store: StoreCore, node: exp.Expr) -> pa.Table:
     assert isinstance(node, nodes.SelectFeatures)
     return execute_plan(store, plan_features(store, node))
 
 
 @executes(nodes.CreateFeatureGroup)
-def create_feature_group(store: Store, node: exp.Expr) -> pa.Table:
-    from fsql.execute import bind_feature_groups
-
+def create_feature_group(store: StoreCore, node: exp.Expr) -> pa.Table:
     name = node.name
     version = _version(node)
     if node.args.get("exists"):
@@ -69,9 +71,9 @@ def create_feature_group(store: Store, node: exp.Expr) -> pa.Table:
     data = None
     schema, descriptions = _declared_columns(node)
     if node.args.get("query") is not None:
-        query = bind_feature_groups(store, node.args["query"])
+        query = bind(store, node.args["query"])
         data = store.engine.query(query.sql(DIALECT))
-    fg = store.create_feature_group(
+    fg = store.create_group(
         name,
         data,
         primary_key=keys,
@@ -111,17 +113,14 @@ def _declared_columns(node: exp.Expr) -> tuple[dict[str, str] | None, dict[str, 
 
 
 @executes(exp.Insert)
-def insert(store: Store, node: exp.Expr) -> pa.Table:
+def insert(store: StoreCore, node: exp.Expr) -> pa.Table:
     """INSERT INTO fg [(cols)] VALUES ... | SELECT ...: one commit."""
-    from fsql.execute import run_plain
-
     target = node.this.this if isinstance(node.this, exp.Schema) else node.this
     if not isinstance(target, exp.Table):
         raise FeatureNotSupported("INSERT needs a feature group name")
     fg = _insert_target(store, node)
     if fg is None:
         return run_plain(store, node)
-    handle = store.get_feature_group(fg.name, fg.version)
     columns = _insert_columns(node, fg)
     unknown = [c for c in columns if fg.feature(c) is None]
     if unknown:
@@ -131,7 +130,7 @@ def insert(store: Store, node: exp.Expr) -> pa.Table:
         )
     source = node.expression
     # the source is evaluated with its own types; the values become feature
-    # types by PostgreSQL's assignment rules (fsql.assign), never by an
+    # types by PostgreSQL's assignment rules (fsql.store.assign), never by an
     # engine CAST that would wrap, truncate or null a value that does not fit
     if isinstance(source, exp.Values):
         data = _values_table(store, len(columns), source)
@@ -153,7 +152,7 @@ def insert(store: Store, node: exp.Expr) -> pa.Table:
     for c in missing:
         ftype = fg.feature(c).ftype  # type: ignore[union-attr]
         data = data.append_column(c, pa.nulls(data.num_rows, ftype.arrow))
-    commit = handle.insert(data)
+    commit = store.commit(fg, data)
     return _status(f"INSERT 0 {commit.row_count}")
 
 
@@ -187,7 +186,7 @@ def _values_union(rows: list[list[exp.Expr]], *, as_text: bool = False) -> exp.E
     return union
 
 
-def _values_table(store: Store, width: int, values: exp.Values) -> pa.Table:
+def _values_table(store: StoreCore, width: int, values: exp.Values) -> pa.Table:
     """VALUES rows evaluated by the engine with their own types. Where rows
     mix kinds in one column the engine returns a Variant; where it finds no
     common type at all the rows are evaluated as text, which the assignment
@@ -203,19 +202,19 @@ def _values_table(store: Store, width: int, values: exp.Values) -> pa.Table:
         if "Code: 386" not in e.message:  # NO_COMMON_TYPE
             raise
         return run(as_text=True)
-    return table  # a column mixing kinds is a Variant (Arrow union): fsql.assign splits it
+    return table  # a column mixing kinds is a Variant (Arrow union): fsql.store.assign splits it
 
 
-def _handle(
-    store: Store, name: str, version: int | None = None, node: exp.Expr | None = None
-) -> Any:
+def _group(
+    store: StoreCore, name: str, version: int | None = None, node: exp.Expr | None = None
+) -> FeatureGroup:
     """The feature group ``name`` (``fg`` or ``fg_vN``); an unknown one is
     42P01 at the position of ``node``'s name."""
     try:
         for fg in store.feature_groups():
             if fg.qualified_name == name and version is None:
-                return store.get_feature_group(fg.name, fg.version)
-        return store.get_feature_group(name, version)
+                return store.feature_group(fg.name, fg.version)
+        return store.feature_group(name, version)
     except UndefinedObject as e:
         if e.position is None and node is not None:
             e.position = position_of(node.this if isinstance(node.this, exp.Expr) else node)
@@ -223,21 +222,21 @@ def _handle(
 
 
 @executes(nodes.DropFeatureGroup)
-def drop_feature_group(store: Store, node: exp.Expr) -> pa.Table:
+def drop_feature_group(store: StoreCore, node: exp.Expr) -> pa.Table:
     version = _version(node)
     try:
-        handle = _handle(store, node.name, version, node)
+        fg = _group(store, node.name, version, node)
     except UndefinedObject:
         if node.args.get("exists"):
             return _status(f"feature group {node.name} does not exist, skipped")
         raise
-    if version is None and handle.record.qualified_name != node.name:
+    if version is None and fg.qualified_name != node.name:
         # DROP FEATURE GROUP name drops every version
-        for fg in [fg for fg in store.feature_groups() if fg.name == node.name]:
-            store.drop_feature_group(fg)
+        for each in [g for g in store.feature_groups() if g.name == node.name]:
+            store.drop_feature_group(each)
         return _status(f"dropped feature group {node.name}")
-    store.drop_feature_group(handle.record)
-    return _status(f"dropped feature group {handle.name} version {handle.version}")
+    store.drop_feature_group(fg)
+    return _status(f"dropped feature group {fg.name} version {fg.version}")
 
 
 _FG_SCHEMA = pa.schema(
@@ -270,7 +269,7 @@ def _like(pattern: exp.Expr | None) -> Any:
 
 
 @executes(nodes.ShowFeatureGroups)
-def show_feature_groups(store: Store, node: exp.Expr) -> pa.Table:
+def show_feature_groups(store: StoreCore, node: exp.Expr) -> pa.Table:
     match = _like(node.args.get("like"))
     rows = [
         {
@@ -310,10 +309,10 @@ def _role(fg: FeatureGroup, name: str) -> str:
 
 
 @executes(nodes.ShowFeatures)
-def show_features(store: Store, node: exp.Expr) -> pa.Table:
+def show_features(store: StoreCore, node: exp.Expr) -> pa.Table:
     match = _like(node.args.get("like"))
     if node.args.get("this") is not None:
-        groups = [_handle(store, node.name, node=node).record]
+        groups = [_group(store, node.name, node=node)]
     else:
         latest: dict[str, FeatureGroup] = {}
         for fg in store.feature_groups():
@@ -336,10 +335,9 @@ def show_features(store: Store, node: exp.Expr) -> pa.Table:
 
 
 @executes(nodes.DescribeFeatureGroup)
-def describe_feature_group(store: Store, node: exp.Expr) -> pa.Table:
-    handle = _handle(store, node.name, _version(node), node)
-    fg = handle.record
-    info = handle.describe()
+def describe_feature_group(store: StoreCore, node: exp.Expr) -> pa.Table:
+    fg = _group(store, node.name, _version(node), node)
+    commits = len(store.catalog.commits(fg, state="committed"))
     rows = [
         {
             "feature_group": fg.name,
@@ -356,7 +354,7 @@ def describe_feature_group(store: Store, node: exp.Expr) -> pa.Table:
         "description": fg.description,
         "kind": fg.kind,
         "online": str(fg.online).lower(),
-        "commits": str(info["commits"]),
+        "commits": str(commits),
         "metadata": json.dumps(fg.metadata, sort_keys=True),
     }
     if fg.kind == "on_demand":
@@ -365,42 +363,36 @@ def describe_feature_group(store: Store, node: exp.Expr) -> pa.Table:
 
 
 @executes(nodes.SearchFeatures)
-def search_features(store: Store, node: exp.Expr) -> pa.Table:
+def search_features(store: StoreCore, node: exp.Expr) -> pa.Table:
     return store.search(str(node.this.this))
 
 
 @executes(nodes.AlterFeatureGroup)
-def alter_feature_group(store: Store, node: exp.Expr) -> pa.Table:
-    handle = _handle(store, node.name, _version(node), node)
+def alter_feature_group(store: StoreCore, node: exp.Expr) -> pa.Table:
+    fg = _group(store, node.name, _version(node), node)
     action = node.args["action"]
     values = node.args.get("values") or []
     if action == "set_metadata":
-        handle.add_metadata(
-            {str(p.expressions[0].this): str(p.expressions[1].this) for p in values}
+        store.catalog.set_metadata(
+            fg, {str(p.expressions[0].this): str(p.expressions[1].this) for p in values}
         )
-        return _status(f"ALTER FEATURE GROUP {handle.name}: metadata set")
+        return _status(f"ALTER FEATURE GROUP {fg.name}: metadata set")
     if action == "unset_metadata":
-        missing = handle.remove_metadata([str(v.this) for v in values])
+        missing = store.catalog.remove_metadata(fg, [str(v.this) for v in values])
         note = f" (not present: {', '.join(missing)})" if missing else ""
-        return _status(f"ALTER FEATURE GROUP {handle.name}: metadata removed{note}")
+        return _status(f"ALTER FEATURE GROUP {fg.name}: metadata removed{note}")
     if action == "set_description":
-        store.catalog.set_description(handle.record, str(values[0].this))
-        return _status(f"ALTER FEATURE GROUP {handle.name}: description set")
+        store.catalog.set_description(fg, str(values[0].this))
+        return _status(f"ALTER FEATURE GROUP {fg.name}: description set")
     if action in ("set_online", "set_offline"):
-        setter = getattr(store, "set_online", None)
-        if setter is None:
-            raise FeatureNotSupported("this store has no online store")
-        setter(handle.record, action == "set_online")
-        return _status(f"ALTER FEATURE GROUP {handle.name}: {action[4:]}")
+        service_of(store).set_online(fg, action == "set_online")
+        return _status(f"ALTER FEATURE GROUP {fg.name}: {action[4:]}")
     raise FeatureNotSupported(f"ALTER FEATURE GROUP {action}")
 
 
 @executes(nodes.ExplainStatement)
-def explain(store: Store, node: exp.Expr) -> pa.Table:
+def explain(store: StoreCore, node: exp.Expr) -> pa.Table:
     """The engine SQL a statement runs, one line per row."""
-    from fsql.execute import bind_feature_groups
-    from fsql.on_demand import push_down, source_lines
-
     inner = node.this
     if isinstance(inner, nodes.SelectFeatures):
         plan = plan_features(store, inner)
@@ -411,16 +403,16 @@ def explain(store: Store, node: exp.Expr) -> pa.Table:
         lines.append(bound.sql(DIALECT, pretty=True))
         lines += source_lines(bound)
     elif isinstance(inner, exp.Query):
-        bound = push_down(bind_feature_groups(store, inner))
+        bound = push_down(bind(store, inner))
         lines = [bound.sql(DIALECT, pretty=True), *source_lines(bound)]
     elif isinstance(inner, exp.Insert) and (target := _insert_target(store, inner)) is not None:
         lines = _explain_insert(store, inner, target)
     elif isinstance(inner, nodes.CreateFeatureGroup):
         lines = _explain_create(store, inner)
     elif isinstance(inner, nodes.DropFeatureGroup):
-        handle = _handle(store, inner.name, _version(inner), inner)
-        versions = [handle.record]
-        if _version(inner) is None and handle.record.qualified_name != inner.name:
+        fg = _group(store, inner.name, _version(inner), inner)
+        versions = [fg]
+        if _version(inner) is None and fg.qualified_name != inner.name:
             versions = [g for g in store.feature_groups() if g.name == inner.name]
         lines = [f"-- catalog: drop {', '.join(g.qualified_name for g in versions)}"]
         for g in versions:
@@ -431,7 +423,7 @@ def explain(store: Store, node: exp.Expr) -> pa.Table:
     return pa.table({"QUERY PLAN": text.split("\n")})
 
 
-def _insert_target(store: Store, node: exp.Expr) -> FeatureGroup | None:
+def _insert_target(store: StoreCore, node: exp.Expr) -> FeatureGroup | None:
     """The feature group an INSERT writes (``fg`` is its latest version),
     or None when the target is not one."""
     target = node.this.this if isinstance(node.this, exp.Schema) else node.this
@@ -439,7 +431,7 @@ def _insert_target(store: Store, node: exp.Expr) -> FeatureGroup | None:
         return None
     for fg in store.feature_groups():
         if target.name in (fg.name, fg.qualified_name):
-            return _handle(store, target.name, node=target).record  # type: ignore[no-any-return]
+            return _group(store, target.name, node=target)
     return None
 
 
@@ -450,28 +442,24 @@ def _insert_columns(node: exp.Expr, fg: FeatureGroup) -> list[str]:
     return fg.feature_names
 
 
-def _source_sql(store: Store, source: exp.Expr, width: int) -> list[str]:
+def _source_sql(store: StoreCore, source: exp.Expr, width: int) -> list[str]:
     """The engine query that evaluates an INSERT's or CTAS's rows."""
-    from fsql.execute import bind_feature_groups
-    from fsql.on_demand import push_down, source_lines
-
     if isinstance(source, exp.Values):
         return [_values_union(_values_rows(width, source)).sql(DIALECT, pretty=True) + ";"]
-    bound = push_down(bind_feature_groups(store, source))
+    bound = push_down(bind(store, source))
     return [bound.sql(DIALECT, pretty=True) + ";", *source_lines(bound)]
 
 
-def _explain_insert(store: Store, node: exp.Insert, fg: FeatureGroup) -> list[str]:
+def _explain_insert(store: StoreCore, node: exp.Insert, fg: FeatureGroup) -> list[str]:
     columns = _insert_columns(node, fg)
-    lines = [f"-- rows for {fg.qualified_name}, converted to its feature types (fsql.assign):"]
+    lines = [
+        f"-- rows for {fg.qualified_name}, converted to its feature types (fsql.store.assign):"
+    ]
     lines += _source_sql(store, node.expression, len(columns))
     return lines + store.offline.explain_commit(fg, fg.feature_names)
 
 
-def _explain_create(store: Store, node: exp.Expr) -> list[str]:
-    from fsql.catalog import Feature
-    from fsql.execute import bind_feature_groups
-
+def _explain_create(store: StoreCore, node: exp.Expr) -> list[str]:
     name = node.name
     taken = [g.version for g in store.feature_groups() if g.name == name]
     version = _version(node) or (max(taken, default=0) + 1)
@@ -480,11 +468,7 @@ def _explain_create(store: Store, node: exp.Expr) -> list[str]:
     if declared is not None:
         features = [Feature(n, t) for n, t in declared.items()]
     elif query is not None:
-        probe = (
-            exp.select(exp.Star())
-            .from_(subquery(bind_feature_groups(store, query), "probe"))
-            .limit(0)
-        )
+        probe = exp.select(exp.Star()).from_(subquery(bind(store, query), "probe")).limit(0)
         schema = store.engine.query(probe.sql(DIALECT)).schema
         features = [Feature(f.name, from_arrow(f.type).name) for f in schema]
     else:
@@ -512,7 +496,7 @@ def _explain_create(store: Store, node: exp.Expr) -> list[str]:
 
 
 @executes(exp.Command)
-def command(store: Store, node: exp.Expr) -> pa.Table:
+def command(store: StoreCore, node: exp.Expr) -> pa.Table:
     """SHOW <setting> and the like, answered with PostgreSQL's defaults."""
     if str(node.this).upper() == "SHOW":
         name = str(node.expression.this).strip().lower()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -18,20 +17,11 @@ from fsql.sql.connector_statements import (
     DropConnector,
     ShowConnectors,
 )
-from fsql.statements import executes
+from fsql.statements import sources
+from fsql.statements.registry import executes
 
 if TYPE_CHECKING:
-    from fsql.store import Store
-
-CONNECTOR_SCHEMA = pa.schema(
-    [
-        ("name", pa.string()),
-        ("type", pa.string()),
-        ("options", pa.string()),
-        ("description", pa.string()),
-        ("feature_groups", pa.string()),
-    ]
-)
+    from fsql.store.core import StoreCore
 
 
 def _status(message: str) -> pa.Table:
@@ -43,7 +33,7 @@ def _literal(node: exp.Expression) -> str:
 
 
 @executes(CreateConnector)
-def _create_connector(store: Store, node: exp.Expr) -> pa.Table:
+def _create_connector(store: StoreCore, node: exp.Expr) -> pa.Table:
     name = node.this.name
     options = {
         _literal(prop.this): _literal(prop.args["value"]) for prop in node.args.get("options") or []
@@ -54,7 +44,8 @@ def _create_connector(store: Store, node: exp.Expr) -> pa.Table:
     ):
         return _status(f"CONNECTOR {name} EXISTS")
     try:
-        store.create_connector(
+        sources.create_connector(
+            store,
             name,
             node.args["kind"].name,
             options,
@@ -67,55 +58,28 @@ def _create_connector(store: Store, node: exp.Expr) -> pa.Table:
     return _status(f"CREATE CONNECTOR {name}")
 
 
-def connectors_table(store: Store, like: str | None = None) -> pa.Table:
-    import fnmatch
-
-    used: dict[str, list[str]] = {}
-    for fg in store.feature_groups():
-        if fg.kind == "on_demand" and fg.connector:
-            used.setdefault(fg.connector, [])
-            if fg.name not in used[fg.connector]:
-                used[fg.connector].append(fg.name)
-    rows = []
-    for c in catalog_connectors.connectors(store.catalog, store.project):
-        if like is not None:
-            pattern = like.replace("%", "*").replace("_", "?")
-            if not fnmatch.fnmatchcase(c.name, pattern):
-                continue
-        rows.append(
-            {
-                "name": c.name,
-                "type": c.type,
-                "options": json.dumps(c.options, sort_keys=True),
-                "description": c.description,
-                "feature_groups": ", ".join(used.get(c.name, [])),
-            }
-        )
-    return pa.Table.from_pylist(rows, schema=CONNECTOR_SCHEMA)
-
-
 @executes(AlterConnector)
-def _alter_connector(store: Store, node: exp.Expr) -> pa.Table:
+def _alter_connector(store: StoreCore, node: exp.Expr) -> pa.Table:
     name = node.this.name
     options = {
         _literal(prop.this): _literal(prop.args["value"]) for prop in node.args.get("options") or []
     }
     description = node.args.get("description")
-    store.alter_connector(
-        name, options, description=description.this if description is not None else None
+    sources.alter_connector(
+        store, name, options, description=description.this if description is not None else None
     )
     return _status(f"ALTER CONNECTOR {name}")
 
 
 @executes(ShowConnectors)
-def _show_connectors(store: Store, node: exp.Expr) -> pa.Table:
+def _show_connectors(store: StoreCore, node: exp.Expr) -> pa.Table:
     like = node.args.get("like")
-    return connectors_table(store, like.this if like is not None else None)
+    return sources.connectors_table(store, like.this if like is not None else None)
 
 
 @executes(DescribeConnector)
-def _describe_connector(store: Store, node: exp.Expr) -> pa.Table:
-    info = store.describe_connector(node.this.name)
+def _describe_connector(store: StoreCore, node: exp.Expr) -> pa.Table:
+    info = sources.connector_info(store, node.this.name)
     rows = [
         {"property": "name", "value": info["name"]},
         {"property": "type", "value": info["type"]},
@@ -129,10 +93,10 @@ def _describe_connector(store: Store, node: exp.Expr) -> pa.Table:
 
 
 @executes(DropConnector)
-def _drop_connector(store: Store, node: exp.Expr) -> pa.Table:
+def _drop_connector(store: StoreCore, node: exp.Expr) -> pa.Table:
     name = node.this.name
     try:
-        store.drop_connector(name)
+        sources.drop_connector(store, name)
     except UndefinedObject:
         if node.args.get("exists"):
             return _status(f"CONNECTOR {name} DOES NOT EXIST, SKIPPING")
@@ -141,7 +105,7 @@ def _drop_connector(store: Store, node: exp.Expr) -> pa.Table:
 
 
 @executes(CreateOnDemandFeatureGroup)
-def _create_on_demand(store: Store, node: exp.Expr) -> pa.Table:
+def _create_on_demand(store: StoreCore, node: exp.Expr) -> pa.Table:
     name = node.this.name
     version = node.args.get("version")
     description = node.args.get("description")
@@ -151,7 +115,8 @@ def _create_on_demand(store: Store, node: exp.Expr) -> pa.Table:
     event_time = node.args.get("event_time")
     if node.args.get("exists") and any(fg.name == name for fg in store.feature_groups()):
         return _status(f"FEATURE GROUP {name} EXISTS")
-    store.create_on_demand_feature_group(
+    sources.create_feature_group(
+        store,
         name,
         connector=node.args["connector"].name,
         query=node.args["query"],

@@ -18,11 +18,10 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fsql.catalog import Catalog, Commit, FeatureGroup
-from fsql.conform import conform
 from fsql.connectors.engine import Engine, input_ref
 from fsql.errors import UniqueViolation
 from fsql.sql.engine_dialect import FsqlClickHouse
-from fsql.tables import restore_feature_types
+from fsql.store.conform import conform
 from fsql.types import clickhouse_type
 
 COMMIT_ID = "_commit_id"
@@ -304,22 +303,8 @@ class OfflineStore:
         """A relation with the feature group's rows as they stood at
         ``system_time_us`` (None: now), one row per (primary key, event time):
         the latest commit wins. ``columns`` projects (default: every feature).
-        On-demand feature groups read their source
-        (:func:`fsql.on_demand.source`)."""
-        if fg.kind == "on_demand":
-            from fsql import on_demand
-
-            relation = on_demand.source(
-                self.engine,
-                self.catalog,
-                fg,
-                system_time_us=system_time_us,
-                since_us=since_us,
-                hidden=hidden,
-            )
-            if columns is None:
-                return relation  # type: ignore[no-any-return]
-            return select_from([col(n) for n in columns], subquery(relation, "od"))
+        Only cached groups: every kind is read through
+        :func:`fsql.bind.sources.group_source`."""
         names = columns if columns is not None else [f.name for f in fg.features]
         names = names + (list(HIDDEN) if hidden else [])
         q = select_from([col(n) for n in names], table_ref(fg))
@@ -339,11 +324,6 @@ class OfflineStore:
             q = q.order_by(*key, exp.Ordered(this=col(COMMIT_ID), desc=True), copy=False)
             q = select_from([col(n) for n in names], subquery(_limit_one_by(q, key), "latest"))
         return q
-
-    def read(self, fg: FeatureGroup, *, system_time_us: int | None = None) -> pa.Table:
-        q = self.source(fg, system_time_us=system_time_us)
-        q = exp.select(exp.Star()).from_(q.subquery("fg")).order_by(*[col(c) for c in sort_key(fg)])
-        return restore_feature_types(self.engine.query(q.sql(DIALECT)), [fg])
 
     def count(self, fg: FeatureGroup) -> int:
         q = exp.select(exp.func("count")).from_(self.source(fg).subquery("fg"))

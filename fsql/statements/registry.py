@@ -14,16 +14,16 @@ import pyarrow as pa
 from sqlglot import exp
 
 if TYPE_CHECKING:
-    from fsql.store import Store
+    from fsql.store.core import StoreCore
 
-Executor = Callable[["Store", exp.Expr], pa.Table]
+Executor = Callable[["StoreCore", exp.Expr], pa.Table]
 
 EXECUTORS: dict[type[exp.Expr], Executor] = {}
 
 EXECUTOR_MODULES: tuple[str, ...] = (
-    "fsql.feature_statements",
-    "fsql.connector_statements",
-    "fsql.training_statements",
+    "fsql.statements.feature_groups",
+    "fsql.statements.connectors",
+    "fsql.statements.training",
 )
 
 _loaded = False
