@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: install demo test check lint format typecheck layers bench clean
+.PHONY: install demo test check lint format typecheck layers cycles bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ demo: install
 test: install
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-check: install lint typecheck layers
+check: install lint typecheck layers cycles
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -38,8 +38,15 @@ typecheck:
 	# run outside the checkout so ./fsql (without its mapped subpackages) does not shadow the install
 	cd build && ../$(VENV)/bin/mypy --config-file ../pyproject.toml -p fsql
 
+# the layers contract in pyproject.toml: a module imports only from the layers below
 layers:
-	cd build && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
+	cd build && ../$(VENV)/bin/lint-imports ../pyproject.toml
+
+# no import cycle between the sub-packages and top-level modules of fsql
+# (every import, inside functions too); the tool ships in ../shared
+cycles:
+	@if [ -f ../shared/tools/import_cycles.py ]; then python3 ../shared/tools/import_cycles.py .; \
+	else echo "cycles: ../shared/tools/import_cycles.py not found, skipped"; fi
 
 bench: install
 	$(PY) benchmarks/ingest.py
