@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -46,6 +47,9 @@ class Catalog:
         migrate(self.engine)
         self.ensure_project(DEFAULT_PROJECT)
         self._last_commit_us = 0
+        # commit times are handed out one at a time in this process (threads
+        # committing to different groups must not read the same maximum)
+        self._commit_time_lock = threading.Lock()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -357,8 +361,9 @@ class Catalog:
     # commits ------------------------------------------------------------
 
     def begin_commit(self, fg: FeatureGroup) -> Commit:
-        """Register a pending commit with a strictly increasing commit time."""
-        with self.engine.begin() as conn:
+        """Register a pending commit with a strictly increasing commit time
+        (and id: commit ids order the commits of a group, a later id wins)."""
+        with self._commit_time_lock, self.engine.begin() as conn:
             last = conn.execute(select(func.max(m.commits.c.commit_time_us))).scalar() or 0
             t = max(now_us(), last + 1, self._last_commit_us + 1)
             self._last_commit_us = t
@@ -392,7 +397,15 @@ class Catalog:
                 update(m.commits).where(m.commits.c.id == commit.id).values(state="aborted")
             )
 
-    def commits(self, fg: FeatureGroup | None = None, state: str | None = None) -> list[Commit]:
+    def commits(
+        self,
+        fg: FeatureGroup | None = None,
+        state: str | None = None,
+        *,
+        after_id: int | None = None,
+    ) -> list[Commit]:
+        """Commits in id order: of one group, in one state, with an id above
+        ``after_id``."""
         with self.engine.connect() as conn:
             q = select(m.commits).order_by(m.commits.c.id)
             conds = []
@@ -400,6 +413,8 @@ class Catalog:
                 conds.append(m.commits.c.feature_group_id == fg.id)
             if state is not None:
                 conds.append(m.commits.c.state == state)
+            if after_id is not None:
+                conds.append(m.commits.c.id > after_id)
             if conds:
                 q = q.where(and_(*conds))
             return [

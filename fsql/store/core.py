@@ -187,14 +187,20 @@ class StoreCore:
 
     def commit(self, fg: FeatureGroup, data: Any) -> Commit:
         """Append (upsert) rows to a cached feature group as one commit, then
-        announce it (``hooks.after_commit``)."""
-        fg = self._current(fg)
-        if fg.kind != "cached":
-            raise FeatureNotSupported(
-                f'feature group "{fg.name}" is on-demand; it has no rows to insert'
-            )
-        commit = self.offline.insert(fg, as_arrow(data))
-        hooks.after_commit(self, self._current(fg), commit)
+        announce it (``hooks.after_commit``).
+
+        Commits of one group are serialized in this process, the
+        announcement included: subscribers (the online store) see the
+        commits of a group one at a time, in commit order."""
+        table = as_arrow(data)
+        with self.offline.group_lock(fg):
+            fg = self._current(fg)
+            if fg.kind != "cached":
+                raise FeatureNotSupported(
+                    f'feature group "{fg.name}" is on-demand; it has no rows to insert'
+                )
+            commit = self.offline.insert(fg, table)
+            hooks.after_commit(self, self._current(fg), commit)
         return commit
 
     def drop_feature_group(self, fg: FeatureGroup) -> None:

@@ -13,6 +13,8 @@ pending commits left by a crash are rolled back.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pyarrow as pa
 from sqlglot import exp
@@ -79,6 +81,8 @@ class OfflineStore:
     def __init__(self, engine: Engine, catalog: Catalog) -> None:
         self.engine = engine
         self.catalog = catalog
+        self._group_locks: dict[int, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
 
     # DDL ----------------------------------------------------------------
 
@@ -177,15 +181,40 @@ class OfflineStore:
 
     # commits ------------------------------------------------------------
 
+    def group_lock(self, fg: FeatureGroup) -> threading.RLock:
+        """The lock that serializes the commits of one feature-group version
+        in this process (:meth:`insert` takes it; the store core holds it
+        across the commit hook too, so subscribers see commits in order)."""
+        with self._locks_guard:
+            lock = self._group_locks.get(fg.id)
+            if lock is None:
+                lock = self._group_locks[fg.id] = threading.RLock()
+            return lock
+
     def insert(
         self, fg: FeatureGroup, data: pa.Table, *, fail_after_staging: bool = False
     ) -> Commit:
         """Write ``data`` as one commit. ``fail_after_staging`` injects a failure
-        between writing and attaching (for tests of atomicity)."""
+        between writing and attaching (for tests of atomicity).
+
+        Commits of one group are serialized in this process
+        (:meth:`group_lock`), so the upsert check of each sees every earlier
+        commit's rows. Commits from other processes sharing the catalog and
+        engine may still run at the same time: a commit that had such a
+        neighbour (pending when it began, or begun after it) checks again
+        after attaching, against every other commit's rows, so of two
+        overlapping commits at least the one that checks last sees the other
+        (both attach before either's last check) and ``has_upserts`` is set."""
         rows = conform(fg, data)
+        with self.group_lock(fg):
+            return self._insert(fg, rows, fail_after_staging)
+
+    def _insert(self, fg: FeatureGroup, rows: pa.Table, fail_after_staging: bool) -> Commit:
         commit = self.catalog.begin_commit(fg)
         staging = table_ref(fg, staging_commit=commit.id)
         try:
+            # commits of this group other processes have in flight
+            neighbours = [c for c in self.catalog.commits(fg, state="pending") if c.id != commit.id]
             self.engine.execute(self._create_sql(fg, staging, commit))
             columns = exp.Schema(this=staging, expressions=[ident(n) for n in rows.column_names])
             self.engine.execute(
@@ -203,6 +232,11 @@ class OfflineStore:
                 f"ALTER TABLE {table_ref(fg).sql(DIALECT)} ATTACH PARTITION tuple() FROM "
                 f"{staging.sql(DIALECT)}"
             )
+            if not upserts and (
+                neighbours
+                or any(c.state != "aborted" for c in self.catalog.commits(fg, after_id=commit.id))
+            ):
+                upserts = self._overlaps_existing(fg, staging, other_than=commit.id)
         except BaseException:
             self._drop_quietly(staging)
             self.catalog.abort_commit(commit)
@@ -234,15 +268,20 @@ class OfflineStore:
                 "a later commit of the same key and time replaces it.",
             )
 
-    def _overlaps_existing(self, fg: FeatureGroup, staging: exp.Table) -> bool:
+    def _overlaps_existing(
+        self, fg: FeatureGroup, staging: exp.Table, *, other_than: int | None = None
+    ) -> bool:
+        """Whether the staged rows share a (primary key, event time) with rows
+        of the group's table (with ``other_than``: after attaching, with rows
+        of any other commit)."""
         if fg.has_upserts:
             return True
-        if not self.catalog.commits(fg, state="committed"):
+        if other_than is None and not self.catalog.commits(fg, state="committed"):
             return False
         key = sort_key(fg)
         # First only the key ranges of the commit (scalar subqueries: constants
         # for the primary-key index); an append of new event times stops here.
-        in_range = [
+        in_range: list[exp.Expr] = [
             exp.Between(
                 this=col(c),
                 low=exp.select(exp.func("min", col(c))).from_(staging).subquery(),
@@ -250,6 +289,8 @@ class OfflineStore:
             )
             for c in key
         ]
+        if other_than is not None:
+            in_range.append(exp.NEQ(this=col(COMMIT_ID), expression=exp.Literal.number(other_than)))
         q = exp.select(exp.Literal.number(1)).from_(table_ref(fg)).where(*in_range).limit(1)
         if not self.engine.query(q.sql(DIALECT)).num_rows:
             return False
