@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from fsql.errors import FsqlError, InvalidParameter, position_of
+from fsql.bind.confine import check_functions
+from fsql.errors import FeatureNotSupported, FsqlError, InvalidParameter, position_of
 from fsql.store.offline import DIALECT
 
 if TYPE_CHECKING:
@@ -20,6 +21,12 @@ def evaluate_time(store: StoreCore, node: exp.Expr) -> int:
     if isinstance(node, exp.Literal) and not node.is_string:
         raise InvalidParameter(
             f"{node.sql()} is not a timestamp", sqlstate="22007", position=position_of(node)
+        )
+    # a constant: no relation, nothing of the engine's own
+    check_functions(node)
+    if next(node.find_all(exp.Table, exp.Select), None) is not None:
+        raise FeatureNotSupported(
+            "a subquery in a time expression is not supported", position=position_of(node)
         )
     expr = exp.func(
         "toUnixTimestamp64Micro",

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
+from fsql.bind.binder import bind
+from fsql.bind.confine import with_settings
 from fsql.bind.pushdown import push_down
 from fsql.bind.sources import GroupRelations
 from fsql.bind.spines import bind_spine
@@ -590,10 +592,10 @@ def plan_features(
         spine_columns=spine_columns,
         spine_types={f.name: f for f in spine_schema},
         spine_input=spine_input,
-        where=node.args.get("where"),
-        order=node.args.get("order"),
-        limit=node.args.get("limit"),
-        offset=node.args.get("offset"),
+        where=_bound(store, node.args.get("where"), pinned),
+        order=_bound(store, node.args.get("order"), pinned),
+        limit=_bound(store, node.args.get("limit"), pinned),
+        offset=_bound(store, node.args.get("offset"), pinned),
         source=GroupRelations(store),
     )
     # times
@@ -628,6 +630,14 @@ def plan_features(
     if spine_rel is None and plan.as_of_us is None and plan.system_time_us is None:
         plan.lookup_keys = _lookup_keys(plan)
     return plan
+
+
+def _bound(store: StoreCore, clause: exp.Expr | None, system_time_us: int | None) -> Any:
+    """A clause of the user's query with its subqueries' tables bound (and
+    confined), like any plain SQL."""
+    if clause is None:
+        return None
+    return bind(store, clause, system_time_us=system_time_us)
 
 
 def _not_null(fg: FeatureGroup) -> set[str]:
@@ -727,7 +737,7 @@ def execute_plan(store: StoreCore, plan: FeaturePlan) -> pa.Table:
         found = key_lookup.first(store, plan)
         if found is not None:
             return found  # type: ignore[no-any-return]
-    sql = push_down(plan.to_sql()).sql(DIALECT)
+    sql = with_settings(store, push_down(plan.to_sql())).sql(DIALECT)
     result = restore_spine_order(store.engine.query(sql, plan.inputs))
     spine = plan.spine_input.schema if plan.spine_input is not None else []
     binary = [

@@ -10,6 +10,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fsql.bind.binder import bind
+from fsql.bind.confine import check_statement, with_settings
 from fsql.bind.names import check_columns, mark_integer_division
 from fsql.bind.pushdown import push_down
 from fsql.errors import SQLSyntaxError, UndefinedColumn
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 
 
 def run_plain(store: StoreCore, statement: exp.Expr) -> pa.Table:
-    """Plain SQL: feature groups are tables (``fg`` latest, ``fg_vN``)."""
+    """Plain SQL: feature groups are tables (``fg`` latest, ``fg_vN``).
+    Only queries run here; every other statement kind has its executor."""
+    check_statement(statement)
     groups = _groups_named(store, statement)
     relations = _relations(groups)
     try:
@@ -37,7 +40,7 @@ def run_plain(store: StoreCore, statement: exp.Expr) -> pa.Table:
             ) from None
         raise
     mark_integer_division(statement, relations)
-    rewritten = push_down(bind(store, postgres_column_names(statement)))
+    rewritten = with_settings(store, push_down(bind(store, postgres_column_names(statement))))
     result = store.engine.query(rewritten.sql(DIALECT), rewritten.meta.get("fsql_inputs", ()))
     return restore_feature_types(result, groups, check_utf8=True)
 

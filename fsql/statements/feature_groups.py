@@ -9,6 +9,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fsql.bind.binder import bind
+from fsql.bind.confine import is_public, refuse_qualified, with_settings
 from fsql.bind.pushdown import push_down, source_lines
 from fsql.catalog import Feature, FeatureGroup
 from fsql.errors import (
@@ -71,8 +72,8 @@ def create_feature_group(store: StoreCore, node: exp.Expr) -> pa.Table:
     data = None
     schema, descriptions = _declared_columns(node)
     if node.args.get("query") is not None:
-        query = bind(store, node.args["query"])
-        data = store.engine.query(query.sql(DIALECT))
+        query = with_settings(store, push_down(bind(store, node.args["query"])))
+        data = store.engine.query(query.sql(DIALECT), query.meta.get("fsql_inputs", ()))
     fg = store.create_group(
         name,
         data,
@@ -120,7 +121,12 @@ def insert(store: StoreCore, node: exp.Expr) -> pa.Table:
         raise FeatureNotSupported("INSERT needs a feature group name")
     fg = _insert_target(store, node)
     if fg is None:
-        return run_plain(store, node)
+        raise UndefinedObject(
+            f'relation "{target.sql(dialect="postgres")}" does not exist',
+            position=position_of(target),
+            hint="INSERT writes feature groups: "
+            + ", ".join(sorted({g.name for g in store.feature_groups()})),
+        )
     columns = _insert_columns(node, fg)
     unknown = [c for c in columns if fg.feature(c) is None]
     if unknown:
@@ -194,7 +200,8 @@ def _values_table(store: StoreCore, width: int, values: exp.Values) -> pa.Table:
     rows = _values_rows(width, values)
 
     def run(as_text: bool) -> pa.Table:
-        return store.engine.query(_values_union(rows, as_text=as_text).sql(DIALECT))
+        query = bind(store, _values_union(rows, as_text=as_text))
+        return store.engine.query(query.sql(DIALECT), query.meta.get("fsql_inputs", ()))
 
     try:
         table = run(as_text=False)
@@ -429,6 +436,8 @@ def _insert_target(store: StoreCore, node: exp.Expr) -> FeatureGroup | None:
     target = node.this.this if isinstance(node.this, exp.Schema) else node.this
     if not isinstance(target, exp.Table):
         return None
+    if target.db and not is_public(store.project, target):
+        raise refuse_qualified(target)
     for fg in store.feature_groups():
         if target.name in (fg.name, fg.qualified_name):
             return _group(store, target.name, node=target)
