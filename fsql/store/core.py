@@ -62,6 +62,12 @@ class StoreCore:
         self.config = self._config(offline, catalog, online)
         # per-store state of the layers above (the online service, ...), by name
         self.services: dict[str, Any] = {}
+        # what this store may reach (fsql.store.paths; None: the process
+        # owner's own files, as embedded in Python); a server narrows them
+        self.read_roots: list[str] | None = None
+        self.write_roots: list[str] | None = None
+        # the engine's memory limit for one user query, in bytes (None: none)
+        self.query_memory_limit: int | None = None
         self.project = project
         self._lock: StoreLock | None = None
         if self.config["offline"] == "chdb":
