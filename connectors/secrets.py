@@ -24,6 +24,50 @@ from pathlib import Path
 
 from fsql.errors import FsqlError, InvalidParameter
 
+
+class SecretPolicy:
+    """Which environment variables and files connector secrets may come
+    from. Unrestricted by default (embedded in Python: the process owner's
+    own secrets); a server narrows it to its configuration
+    (``fsql serve --secret-env PREFIX --secret-dir DIR``), so a user cannot
+    send the server's other variables or files to a source of their choice."""
+
+    def __init__(self) -> None:
+        self.env_prefixes: tuple[str, ...] | None = None
+        self.dirs: tuple[str, ...] | None = None
+
+    def restrict(self, env_prefixes: tuple[str, ...] = (), dirs: tuple[str, ...] = ()) -> None:
+        self.env_prefixes = tuple(env_prefixes)
+        self.dirs = tuple(os.path.realpath(Path(d).expanduser()) for d in dirs)
+
+    def unrestrict(self) -> None:
+        self.env_prefixes = self.dirs = None
+
+    def check(self, connector: str, options: Mapping[str, str]) -> None:
+        env = options.get("password_env")
+        if env and self.env_prefixes is not None and not env.startswith(self.env_prefixes):
+            raise FsqlError(
+                f'connector "{connector}": password_env {env} is not allowed on this server',
+                sqlstate="42501",
+                hint="The server reads secrets only from environment variables named with "
+                "its --secret-env prefixes"
+                + (": " + ", ".join(self.env_prefixes) if self.env_prefixes else " (none)"),
+            )
+        file = options.get("password_file")
+        if file and self.dirs is not None:
+            real = os.path.realpath(Path(file).expanduser())
+            if not any(real.startswith(d.rstrip(os.sep) + os.sep) for d in self.dirs):
+                raise FsqlError(
+                    f'connector "{connector}": password_file {file!r} is not allowed on this '
+                    "server",
+                    sqlstate="42501",
+                    hint="The server reads secret files only under its --secret-dir folders.",
+                )
+
+
+# the policy of this process (a server sets it once when it starts)
+POLICY = SecretPolicy()
+
 # Options that may hold a secret value in plain text: refused.
 PLAIN_SECRET_OPTIONS = ("password", "passwd", "secret", "token", "access_key", "secret_key")
 # Options that reference a secret held elsewhere.
@@ -49,10 +93,12 @@ def check_no_plain_secrets(connector: str, options: Mapping[str, str]) -> None:
         raise InvalidParameter(
             f'connector "{connector}": give either password_env or password_file, not both'
         )
+    POLICY.check(connector, options)
 
 
 def resolve_password(connector: str, options: Mapping[str, str]) -> str:
     """The password the options reference ('' when none is referenced)."""
+    POLICY.check(connector, options)
     env = options.get("password_env")
     if env:
         value = os.environ.get(env)

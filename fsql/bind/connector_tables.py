@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from sqlglot import exp
 
 from fsql.bind.kinds import BindContext, relation_kind
-from fsql.bind.on_demand import set_secret
+from fsql.bind.on_demand import check_access, set_secret
 from fsql.catalog import connectors as catalog_connectors
 from fsql.connectors.registry import SourceConnector, make_connector
 from fsql.errors import DatatypeMismatch, FeatureNotSupported
@@ -29,6 +29,7 @@ def bind_connector_table(ctx: BindContext, table: exp.Table) -> exp.Expr | None:
     if record is None:
         return None
     conn = make_connector(record.name, record.type, record.options, connector_id=record.id)
+    check_access(store, conn)
     if not conn.pushdown:
         raise FeatureNotSupported(
             f"{conn.label(table.name)}: a {conn.type_name} source is not read as a table directly",

@@ -59,6 +59,7 @@ from fsql.errors import (
     UndefinedColumn,
 )
 from fsql.store.conform import compatible
+from fsql.store.paths import check_endpoint, check_readable
 from fsql.types import clickhouse_type
 
 if TYPE_CHECKING:
@@ -480,6 +481,19 @@ def binding_of(node: exp.Expression) -> Binding | None:
     return found if isinstance(found, Binding) else None
 
 
+def check_access(store: StoreCore, conn: SourceConnector) -> None:
+    """A files connector reads only within the store's read roots, and
+    reaches only its allowed endpoints (:mod:`fsql.store.paths`)."""
+    if conn.type_name != "files":
+        return
+    path = conn.options.get("path")
+    if path:
+        check_readable(store.read_roots, path)
+    for key in ("url", "endpoint"):
+        if conn.options.get(key):
+            check_endpoint(store.endpoints, conn.options[key], f"connector {conn.name}")
+
+
 @group_source_kind("on_demand")
 def _on_demand_source(
     store: StoreCore,
@@ -489,6 +503,8 @@ def _on_demand_source(
     since_us: int | None = None,
     hidden: bool = False,
 ) -> exp.Select:
+    assert fg.connector
+    check_access(store, open_connector(store.catalog, fg.project, fg.connector))
     return source(
         store.engine,
         store.catalog,

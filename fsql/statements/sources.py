@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import exp
 
-from fsql.bind.on_demand import DIALECT, open_connector, parse_query, source
+from fsql.bind.on_demand import DIALECT, check_access, open_connector, parse_query, source
 from fsql.catalog import Feature, FeatureGroup
 from fsql.catalog import connectors as catalog_connectors
 from fsql.connectors.registry import make_connector
@@ -50,6 +50,7 @@ def create_connector(
     """Validate the options, reach the source, then register the connector."""
     _check_name(name, "connector")
     connector = make_connector(name, type, options)
+    check_access(store, connector)
     if check:
         connector.check(store.engine)
     stored = {k: v for k, v in connector.options.items()}
@@ -85,6 +86,7 @@ def alter_connector(
             # one secret reference replaces the other
             merged.pop("password_file" if key == "password_env" else "password_env", None)
     connector = make_connector(name, record.type, merged, connector_id=record.id)
+    check_access(store, connector)
     if check:
         connector.check(store.engine)
     return catalog_connectors.update_connector(

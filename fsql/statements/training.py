@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
 from sqlglot import exp
@@ -17,6 +18,7 @@ from fsql.sql.training_statements import (
     ShowTrainingDatasets,
 )
 from fsql.statements.registry import executes
+from fsql.store.paths import check_endpoint, check_writable
 from fsql.training import dataset as td
 
 if TYPE_CHECKING:
@@ -53,6 +55,24 @@ def option_value(node: exp.Expression) -> Any:
     )
 
 
+def check_location(store: StoreCore, location: Any) -> None:
+    """A training dataset is written only under the store's write roots, or
+    to an object store at one of its allowed endpoints."""
+    text = str(location or "").strip()
+    if not text:
+        return
+    if text.startswith("s3://"):
+        if store.endpoints is not None:
+            query = dict(parse_qsl(urlsplit(text).query))
+            check_endpoint(
+                store.endpoints, query.get("endpoint_override", "s3.amazonaws.com"), "location"
+            )
+        return
+    path = text[len("file://") :] if text.startswith("file://") else text
+    roots = store.write_roots
+    check_writable(None if roots is None else [*roots, str(store.path)], path)
+
+
 @executes(CreateTrainingDataset)
 def _create(store: StoreCore, node: exp.Expr) -> pa.Table:
     options: dict[str, Any] = {}
@@ -62,6 +82,7 @@ def _create(store: StoreCore, node: exp.Expr) -> pa.Table:
         if name in options:
             raise InvalidParameter(f"option {name!r} is given twice")
         options[name] = option_value(value)
+    check_location(store, options.get("location"))
     description = node.args.get("description")
     query = node.args["query_text"].this
     if node.args.get("parameters") is not None:

@@ -66,6 +66,7 @@ class StoreCore:
         # owner's own files, as embedded in Python); a server narrows them
         self.read_roots: list[str] | None = None
         self.write_roots: list[str] | None = None
+        self.endpoints: list[str] | None = None  # remote hosts (S3, URLs) it may reach
         # the engine's memory limit for one user query, in bytes (None: none)
         self.query_memory_limit: int | None = None
         self.project = project

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fsql.errors import FsqlError
 
@@ -51,3 +52,20 @@ def check_writable(roots: Sequence[str | Path] | None, path: str) -> str:
             "folders it was started with (fsql serve --allow-write DIR).",
         )
     return full
+
+
+def check_endpoint(endpoints: Sequence[str] | None, url: str, what: str) -> None:
+    """A remote ``url`` (an object-store endpoint, a files connector's URL)
+    is reached only when its host is one of ``endpoints`` (None: any)."""
+    if endpoints is None:
+        return
+    parts = urlsplit(url if "://" in url else f"//{url}")
+    host = parts.hostname or ""
+    allowed = {e.lower() for e in endpoints}
+    if host.lower() not in allowed and (parts.netloc or "").lower() not in allowed:
+        raise FsqlError(
+            f'permission denied to reach "{host}" ({what})',
+            sqlstate="42501",
+            hint="The server reaches only the endpoints it was started with "
+            "(fsql serve --allow-endpoint HOST[:PORT]).",
+        )
