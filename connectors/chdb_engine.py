@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import re
@@ -23,7 +24,7 @@ from fsql.connectors.engine import (
     engine_error,
     input_ref,
 )
-from fsql.errors import StoreInUse
+from fsql.errors import EngineError, FsqlError, StoreInUse
 from fsql.sql.engine_dialect import DIALECT
 
 _OPEN_PATH: str | None = None
@@ -40,6 +41,42 @@ class _Conn:
     def __init__(self, session: Any) -> None:
         self.session = session
         self.version = 0
+
+
+def folder_holder(path: str | os.PathLike[str]) -> str | None:
+    """The process id (as text) that has chDB open on the data folder
+    ``path``, or None when no process has: chDB keeps ``<path>/status``
+    locked (``flock``) while open, with ``PID: <pid>`` inside, and removes
+    it on close."""
+    try:
+        fd = os.open(os.path.join(path, "status"), os.O_RDONLY)
+    except OSError:
+        return None  # never opened, or closed cleanly
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            found = re.search(r"PID:\s*(\d+)", os.read(fd, 256).decode(errors="replace"))
+            return found.group(1) if found else "another process"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _open_error(path: str, message: str) -> FsqlError:
+    """The error for a folder chDB would not open: 55006 when another
+    process has it open (the store lock normally says so first)."""
+    holder = folder_holder(path)
+    if holder is not None:
+        return StoreInUse(
+            f"the embedded offline store at {path} is in use by "
+            + ("another process" if not holder.isdigit() else f"process {holder}"),
+            detail=_clean(message),
+            hint="One process owns an embedded store: connect to the process that has it "
+            "open (`fsql serve`), or stop it first.",
+        )
+    return EngineError(f"could not open the embedded offline store at {path}: {_clean(message)}")
 
 
 class ChdbEngine:
@@ -76,7 +113,10 @@ class ChdbEngine:
                     hint="Close that store first (store.close()); chDB serves one folder "
                     "per process.",
                 )
-            first = session.Session(path)
+            try:
+                first = session.Session(path)
+            except Exception as e:  # chDB raises bare RuntimeError
+                raise _open_error(path, str(e)) from None
             _OPEN_PATH = path
         self.path = path
         self._pool_lock = threading.Lock()
