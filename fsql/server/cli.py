@@ -32,8 +32,46 @@ def _config_defaults(store_path: str) -> dict[str, Any]:
     default=None,
     help="Client authentication (default scram-sha-256; trust is for local development).",
 )
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="TLS certificate (PEM). With it, plaintext connections are refused.",
+)
+@click.option(
+    "--tls-key", type=click.Path(exists=True, dir_okay=False), default=None, help="TLS key (PEM)."
+)
+@click.option(
+    "--require-tls",
+    is_flag=True,
+    default=None,
+    help="Refuse to start without --tls-cert/--tls-key; every connection must use TLS.",
+)
+@click.option(
+    "--allow-plaintext",
+    is_flag=True,
+    default=None,
+    help="With TLS configured, still accept connections without TLS.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most client connections open at once (default 100); more get FATAL 53300.",
+)
+@click.option(
+    "--max-startup",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most connections still authenticating at once (default 32); more get FATAL 53300.",
+)
+@click.option(
+    "--auth-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="A connection that has not logged in after this long is closed (default 60).",
+)
 @click.option(
     "--mirror-url",
     default=None,
@@ -62,6 +100,11 @@ def serve(
     auth: str | None,
     tls_cert: str | None,
     tls_key: str | None,
+    require_tls: bool | None,
+    allow_plaintext: bool | None,
+    max_connections: int | None,
+    max_startup: int | None,
+    auth_timeout: float | None,
     mirror_url: str | None,
     users: tuple[str, ...],
     password_env: str,
@@ -79,6 +122,17 @@ def serve(
         auth=auth or conf.get("auth", "scram-sha-256"),
         tls_cert=tls_cert or conf.get("tls_cert"),
         tls_key=tls_key or conf.get("tls_key"),
+        require_tls=bool(require_tls if require_tls is not None else conf.get("require_tls")),
+        allow_plaintext=bool(
+            allow_plaintext if allow_plaintext is not None else conf.get("allow_plaintext")
+        ),
+        max_connections=int(
+            max_connections if max_connections is not None else conf.get("max_connections", 100)
+        ),
+        max_startup=int(max_startup if max_startup is not None else conf.get("max_startup", 32)),
+        auth_timeout=float(
+            auth_timeout if auth_timeout is not None else conf.get("auth_timeout", 60.0)
+        ),
         mirror_url=mirror_url or conf.get("mirror_url"),
     )
     accounts = {}

@@ -13,7 +13,11 @@ SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
 CANCEL_REQUEST = 80877102
 
+# PostgreSQL's limit for a startup packet
 MAX_STARTUP = 10_000
+# a message before authentication (SASL): a few kilobytes, so an
+# unauthenticated client cannot make the server buffer a large one
+MAX_AUTH_MESSAGE = 8192
 MAX_MESSAGE = 64 * 1024 * 1024
 
 _I = struct.Struct("!i")

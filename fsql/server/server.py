@@ -17,6 +17,7 @@ import os
 import signal
 import ssl
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ log = logging.getLogger("fsql.server")
 DEFAULT_PORT = 5433
 # how long a cancel waits for the engine call it stopped to return
 CANCEL_WAIT = 5.0
+# at most one warning about refused connections per this many seconds
+REFUSAL_LOG_INTERVAL = 10.0
 
 
 @dataclass
@@ -49,9 +52,16 @@ class ServerConfig:
     auth: str = "scram-sha-256"  # or "trust" (local development only)
     tls_cert: str | None = None
     tls_key: str | None = None
+    # with TLS configured, plaintext connections are refused unless allowed;
+    # require_tls makes a server without a certificate a configuration error
+    require_tls: bool = False
+    allow_plaintext: bool = False
     mirror_url: str | None = None  # a PostgreSQL for the catalog mirror; default: embedded
     engine_threads: int = 4
     encode_threads: int = 2
+    max_connections: int = 100  # open client connections, authenticating ones included
+    max_startup: int = 32  # connections still authenticating
+    auth_timeout: float = 60.0  # seconds from connect to a finished login
 
     def __post_init__(self) -> None:
         if self.port == POSTGRESQL_PORT:
@@ -66,6 +76,23 @@ class ServerConfig:
             )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise InvalidParameter("TLS needs both a certificate and a key file")
+        if self.require_tls and not self.tls_cert:
+            raise InvalidParameter(
+                "--require-tls needs a certificate", hint="Give --tls-cert and --tls-key."
+            )
+        if self.require_tls and self.allow_plaintext:
+            raise InvalidParameter("--require-tls and --allow-plaintext contradict each other")
+        for name in ("max_connections", "max_startup"):
+            if int(getattr(self, name)) < 1:
+                raise InvalidParameter(f"{name} must be at least 1")
+        if not self.auth_timeout > 0:
+            raise InvalidParameter("auth_timeout must be a positive number of seconds")
+
+    @property
+    def plaintext_allowed(self) -> bool:
+        """Whether a connection without TLS may log in: always without a
+        certificate, with one only when --allow-plaintext says so."""
+        return not self.tls_cert or (self.allow_plaintext and not self.require_tls)
 
 
 class Server:
@@ -74,10 +101,27 @@ class Server:
         self.config = config
         self.auth = "trust" if config.auth == "trust" else "scram"
         self.ssl_context: ssl.SSLContext | None = None
+        # the tls-server-end-point channel binding data of the certificate
+        # (SCRAM-SHA-256-PLUS); None without TLS or for a certificate whose
+        # signature has no hash of its own (Ed25519, Ed448)
+        self.tls_end_point: bytes | None = None
         if config.tls_cert and config.tls_key:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(config.tls_cert, config.tls_key)
             self.ssl_context = ctx
+            self.tls_end_point = auth.server_end_point(config.tls_cert)
+            if self.tls_end_point is None:
+                log.warning(
+                    "the TLS certificate's signature algorithm has no hash function:"
+                    " SCRAM-SHA-256-PLUS (channel binding) is not offered"
+                )
+        self.plaintext_allowed = config.plaintext_allowed
+        # admission: open connections, and those of them not yet logged in
+        self.connections = 0
+        self.starting = 0
+        self.refusing = 0  # connections being told "too many connections"
+        self._refused = 0
+        self._refusal_logged = 0.0
         self.mirror = Mirror(store.path, config.mirror_url)
         self.engine_pool = ThreadPoolExecutor(
             config.engine_threads, thread_name_prefix="fsql-engine"
@@ -127,7 +171,63 @@ class Server:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        await Session(self, reader, writer).serve()
+        refusal = self._admission()
+        if refusal is not None:
+            await self._refuse(refusal, reader, writer)
+            return
+        self.connections += 1
+        self.starting += 1
+        session = Session(self, reader, writer)
+        try:
+            await session.serve()
+        finally:
+            self.connections -= 1
+            if not session.authenticated:
+                self.starting -= 1
+
+    def _admission(self) -> FsqlError | None:
+        """None when a new connection may proceed, else the FATAL it gets."""
+        cfg = self.config
+        if self.connections >= cfg.max_connections:
+            return FsqlError(
+                f"sorry, too many connections already (max_connections is {cfg.max_connections})",
+                sqlstate="53300",
+                hint="Try again later, or raise fsql serve --max-connections.",
+            )
+        if self.starting >= cfg.max_startup:
+            return FsqlError(
+                f"sorry, too many connections are still authenticating"
+                f" (max_startup is {cfg.max_startup})",
+                sqlstate="53300",
+                hint="Try again later, or raise fsql serve --max-startup.",
+            )
+        return None
+
+    async def _refuse(
+        self, refusal: FsqlError, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Answer an over-the-limit connection with its FATAL 53300 after its
+        startup packet, as PostgreSQL does (a CancelRequest is still served);
+        when even the refusals in progress are at the limit, just close it."""
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refusal_logged >= REFUSAL_LOG_INTERVAL:
+            log.warning("%s (%d connection(s) refused)", refusal.message, self._refused)
+            self._refusal_logged, self._refused = now, 0
+        if self.refusing >= self.config.max_startup:
+            writer.transport.abort()
+            return
+        self.refusing += 1
+        try:
+            await Session(self, reader, writer, refusal=refusal).serve()
+        finally:
+            self.refusing -= 1
+
+    def authenticated(self, session: Session) -> None:
+        """``session`` has logged in: it no longer counts as authenticating."""
+        if not session.authenticated:
+            session.authenticated = True
+            self.starting -= 1
 
     async def close(self) -> None:
         if self._server is not None:
@@ -412,10 +512,15 @@ async def _serve(server: Server, ready: threading.Event | None) -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    tls = "TLS available" if server.ssl_context else "no TLS"
+    if server.ssl_context is None:
+        tls = "no TLS"
+    elif server.plaintext_allowed:
+        tls = "TLS available, plaintext allowed"
+    else:
+        tls = "TLS required"
     print(
         f"fsql serving {server.store.path} on {server.config.host}:{server.port} "
-        f"(auth {server.config.auth}, {tls})",
+        f"(auth {server.config.auth}, {tls}, max_connections {server.config.max_connections})",
         flush=True,
     )
     if ready is not None:

@@ -21,7 +21,7 @@ from fsql.connectors.engine import CANCELED, CancelScope, QueryCanceled
 from fsql.errors import FsqlError
 from fsql.server import encode, fastpath, route
 from fsql.server import protocol as p
-from fsql.server.auth import MECHANISM, AuthFailed, ScramClient, ScramServer
+from fsql.server.auth import MECHANISM, AuthFailed, ScramClient, ScramServer, mechanisms
 from fsql.types import from_name
 
 if TYPE_CHECKING:
@@ -32,7 +32,9 @@ log = logging.getLogger("fsql.server")
 BATCH_ROWS = 32768
 _LEN = struct.Struct("!i")
 TRACE = bool(os.environ.get("FSQL_TRACE"))
-STARTUP_TIMEOUT = 60.0
+# how long a connection refused for too many connections may take to send
+# its startup packet (it gets its FATAL 53300 then)
+REFUSAL_TIMEOUT = 5.0
 _TERMINAL = {
     "P": b"1",
     "B": b"2",
@@ -170,11 +172,21 @@ def _error_of(payload: bytes) -> FsqlError:
 
 class Session:
     def __init__(
-        self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        server: Server,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        refusal: FsqlError | None = None,
     ) -> None:
         self.server = server
         self.reader = reader
         self.writer = writer
+        # too many connections: answered with this FATAL once the startup
+        # packet has come (a CancelRequest is still served, as in PostgreSQL)
+        self.refusal = refusal
+        self.tls = False
+        self.authenticated = False
         self.pid = server.next_pid()
         self.secret = secrets.randbits(31)
         self.user = ""
@@ -229,8 +241,18 @@ class Session:
     # lifecycle --------------------------------------------------------------
 
     async def serve(self) -> None:
+        timeout = self.server.config.auth_timeout
+        if self.refusal is not None:
+            timeout = min(timeout, REFUSAL_TIMEOUT)
         try:
-            ok = await asyncio.wait_for(self.startup(), STARTUP_TIMEOUT)
+            try:
+                ok = await asyncio.wait_for(self.startup(), timeout)
+            except TimeoutError:
+                # PostgreSQL's authentication_timeout: the connection is closed
+                log.info("connection %s: no login within %ss, closed", self.peer(), timeout)
+                raise FsqlError(
+                    "canceling authentication due to timeout", sqlstate="57014"
+                ) from None
             if ok:
                 self.server.register(self)
                 await self.loop()
@@ -240,7 +262,9 @@ class Session:
             try:
                 self._push()
                 self.writer.write(
-                    p.error_response(e.message, e.sqlstate, severity="FATAL", hint=e.hint)
+                    p.error_response(
+                        e.message, e.sqlstate, severity="FATAL", hint=e.hint, detail=e.detail
+                    )
                 )
                 await asyncio.wait_for(self.writer.drain(), 5)
             except Exception:
@@ -258,12 +282,19 @@ class Session:
             except Exception:
                 pass
 
+    def peer(self) -> str:
+        addr = self.writer.get_extra_info("peername")
+        return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr or "local")
+
     async def startup(self) -> bool:
         while True:
             head = await self.read_exactly(4)
             n = struct.unpack("!i", head)[0]
             if n < 8 or n > p.MAX_STARTUP:
-                raise p.ProtocolViolation("invalid length of startup packet")
+                raise p.ProtocolViolation(
+                    "invalid length of startup packet",
+                    detail=f"{n} bytes; a startup packet has 8 to {p.MAX_STARTUP}.",
+                )
             body = await self.read_exactly(n - 4)
             code = struct.unpack_from("!i", body)[0]
             if code == p.SSL_REQUEST:
@@ -274,6 +305,7 @@ class Session:
                     self.writer.write(b"S")
                     await self.flush()
                     await self.writer.start_tls(self.server.ssl_context)
+                    self.tls = True
                 else:
                     self.writer.write(b"N")
                 continue
@@ -301,12 +333,23 @@ class Session:
                     )
                 )
             break
+        if self.refusal is not None:
+            raise self.refusal
         self.user = params.get("user", "")
         if not self.user:
             raise FsqlError("no PostgreSQL user name specified in startup packet", sqlstate="28000")
         self.database = params.get("database") or self.user
         self.app = params.get("application_name", "")
+        if not self.tls and not self.server.plaintext_allowed:
+            host = self.peer().rpartition(":")[0] or self.peer()
+            raise FsqlError(
+                f'TLS is required: plaintext connection refused for host "{host}",'
+                f' user "{self.user}", database "{self.database}", no encryption',
+                sqlstate="28000",
+                hint="Connect with TLS (sslmode=require, verify-ca or verify-full).",
+            )
         await self.authenticate()
+        self.server.authenticated(self)
         projects = await asyncio.to_thread(self.server.store.catalog.projects)
         if self.database not in projects:
             raise FsqlError(
@@ -331,31 +374,45 @@ class Session:
         if self.server.auth == "trust":
             return
         verifier = await asyncio.to_thread(self.server.lookup_user, self.user)
-        scram = ScramServer(self.user, verifier)
-        self.write(p.auth_sasl([MECHANISM]))
+        # SCRAM-SHA-256-PLUS (channel binding) is offered over TLS only
+        binding = self.server.tls_end_point if self.tls else None
+        offered = mechanisms(binding)
+        self.write(p.auth_sasl(offered))
         await self.flush()
-        kind, body = await self.read_message()
+        kind, body = await self.read_message(p.MAX_AUTH_MESSAGE)
         if kind != b"p":
             raise p.ProtocolViolation("expected SASL response")
         r = p.Reader(body)
         mech = r.cstring()
-        if mech != MECHANISM:
-            raise AuthFailed("unsupported SASL mechanism", sqlstate="28000")
+        if mech not in offered:
+            raise AuthFailed(
+                "client selected an invalid SASL authentication mechanism", sqlstate="08P01"
+            )
+        scram = ScramServer(self.user, verifier, mechanism=mech, channel_binding=binding)
         n = r.int32()
         server_first = scram.first(r.take(n) if n >= 0 else b"")
         self.write(p.auth_sasl_continue(server_first))
         await self.flush()
-        kind, body = await self.read_message()
+        kind, body = await self.read_message(p.MAX_AUTH_MESSAGE)
         if kind != b"p":
             raise p.ProtocolViolation("expected SASL response")
         final = await asyncio.to_thread(scram.final, body)
         self.write(p.auth_sasl_final(final))
 
-    async def read_message(self) -> tuple[bytes, bytes]:
+    async def read_message(self, limit: int = p.MAX_MESSAGE) -> tuple[bytes, bytes]:
+        """One message; one longer than ``limit`` is refused before any of its
+        body is read (before authentication the limit is a few kilobytes)."""
         head = await self.read_exactly(5)
         n = struct.unpack_from("!i", head, 1)[0]
-        if n < 4 or n > p.MAX_MESSAGE:
+        if n < 4:
             raise p.ProtocolViolation(f"invalid message length {n}")
+        if n > limit:
+            raise p.ProtocolViolation(
+                f"invalid message length {n}",
+                detail=f"Before authentication a message has at most {limit} bytes."
+                if limit == p.MAX_AUTH_MESSAGE
+                else f"A message has at most {limit} bytes.",
+            )
         body = await self.read_exactly(n - 4) if n > 4 else b""
         return head[:1], body
 

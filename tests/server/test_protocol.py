@@ -53,7 +53,7 @@ def test_tls_when_configured(tmp_path: Path) -> None:
     )  # fmt: skip
     path = tmp_path / "store"
     make_store(path)
-    server = start_server(path, "--tls-cert", str(cert), "--tls-key", str(key))
+    server = start_server(path, "--tls-cert", str(cert), "--tls-key", str(key), "--allow-plaintext")
     try:
         with psycopg.connect(server.dsn + " sslmode=require") as c:
             assert c.pgconn.ssl_in_use
