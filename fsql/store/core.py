@@ -4,8 +4,8 @@ feature-group life cycle (create, commit, drop) with its hooks.
 Every layer above works on a :class:`StoreCore`; the public Python surface
 (:class:`fsql.api.Store`, what :func:`fsql.connect` returns) adds SQL,
 feature retrieval, connectors, training datasets and the online store on
-top of it. The core announces commits, drops and its closing through
-:mod:`fsql.store.hooks` and never imports the layers that subscribe.
+top of it. The core announces its opening, commits, drops and closing
+through :mod:`fsql.store.hooks` and never imports the layers that subscribe.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ class StoreCore:
             self.offline = OfflineStore(self.engine, self.catalog)
             self.offline.ensure_database(project)
             self.offline.recover()
+            hooks.on_open(self)  # the layers above recover their part
         except BaseException:
             self.close()
             raise

@@ -13,6 +13,11 @@ The store's own events are declared here:
   store keeps its rows current; statistics, validation and stream offsets
   will subscribe here too);
 - ``after_drop(store, fg)``: a feature group version was dropped;
+- ``on_open(store)``: the store opened and the offline store recovered
+  (pending commits rolled back); subscribers repair what a crash left in
+  their part (online rows behind the offline commits, temporary folders of
+  killed training-dataset builds). A subscriber that raises makes the open
+  fail (the store is closed again);
 - ``on_close(store)``: the store is closing (services release what they hold).
 """
 
@@ -54,4 +59,5 @@ class Hook:
 
 after_commit = Hook("after_commit")
 after_drop = Hook("after_drop")
+on_open = Hook("on_open")
 on_close = Hook("on_close")

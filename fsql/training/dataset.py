@@ -28,7 +28,6 @@ import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,6 +58,7 @@ from fsql.sql.nodes import SelectFeatures
 from fsql.store.offline import micros_literal
 from fsql.tables import as_arrow
 from fsql.timeutil import from_micros, to_micros
+from fsql.training import recovery
 from fsql.training import splits as split_mod
 from fsql.training import stats as stats_mod
 from fsql.training.locations import Location, LocationError, join, resolve
@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 
 SPLIT_COLUMN = "split"
 MANIFEST = "manifest.json"
-DEFAULT_FOLDER = "training_datasets"
+DEFAULT_FOLDER = recovery.DEFAULT_FOLDER
 OPTIONS = (
     "format",
     "splits",
@@ -443,6 +443,7 @@ def write_error(loc: Location, path: str, manifest: Mapping[str, Any], e: OSErro
 
 
 def _publish(
+    store_path: Path,
     loc: Location,
     name: str,
     version: int,
@@ -450,7 +451,10 @@ def _publish(
     manifest: dict[str, Any],
 ) -> str:
     """Write a version folder atomically (local) or manifest-last (S3);
-    returns the folder path inside ``loc``."""
+    returns the folder path inside ``loc``. The local temporary folder is
+    claimed in the store folder while it exists, so that the store's
+    recovery removes it if this process is killed
+    (:mod:`fsql.training.recovery`)."""
     final = loc.path(name, f"v{version}")
     if loc.exists(final):
         if not _is_orphan(loc, final, name, version):
@@ -461,17 +465,18 @@ def _publish(
             )
         loc.delete_dir(final)
     if loc.is_local:
-        work = loc.path(name, f".v{version}.tmp-{uuid.uuid4().hex[:12]}")
-        try:
-            write_version(loc, work, encoded, manifest)
+        work = loc.path(name, recovery.temp_folder_name(version))
+        with recovery.claim(store_path, work):
             try:
-                loc.move(work, final)
-            except OSError as e:
-                raise write_error(loc, final, manifest, e) from e
-        except BaseException as e:
-            loc.delete_dir(work)
-            _remove_if_empty(loc, loc.path(name))
-            raise _nothing_kept(e)
+                write_version(loc, work, encoded, manifest)
+                try:
+                    loc.move(work, final)
+                except OSError as e:
+                    raise write_error(loc, final, manifest, e) from e
+            except BaseException as e:
+                loc.delete_dir(work)
+                _remove_if_empty(loc, loc.path(name))
+                raise _nothing_kept(e)
     else:
         try:
             write_version(loc, final, encoded, manifest)
@@ -669,7 +674,7 @@ def _materialize(
         "files": files,
         "checksum": checksum,
     }
-    folder = _publish(loc, name, version, encoded, manifest)
+    folder = _publish(store.path, loc, name, version, encoded, manifest)
     timings["write_s"] = time.perf_counter() - start
     start = time.perf_counter()
     try:
@@ -1001,7 +1006,7 @@ def rebuild(
     if location is not None:
         loc = resolve(location, store.path / DEFAULT_FOLDER)
         loc.check_writable()
-        folder = _publish(loc, record.name, record.version, encoded, manifest)
+        folder = _publish(store.path, loc, record.name, record.version, encoded, manifest)
         kept = loc.uri_of(record.name, f"v{record.version}") if not loc.is_local else folder
     return RebuildResult(
         record.name,
