@@ -412,9 +412,8 @@ def test_channel_binding_with_other_signature_hashes(tmp_path: Path, kind: str) 
     try:
         with psycopg.connect(dsn(server, sslmode="require", channel_binding="require")) as c:
             assert c.execute("SELECT count(*) FROM transactions").fetchone() == (2,)
-        if kind.startswith("ecdsa"):  # psql 15's libpq cannot bind to RSA-PSS certificates
-            out = psql(server, "SELECT 1", sslmode="require", channel_binding="require")
-            assert (out.returncode, out.stdout.strip()) == (0, "1"), out
+        out = psql(server, "SELECT 1", sslmode="require", channel_binding="require")
+        assert (out.returncode, out.stdout.strip()) == (0, "1"), out
         binding = expected_binding(cert)
         assert binding is not None and len(binding) == (48 if "384" in kind else 64)
         r = tls_raw(server.port)
