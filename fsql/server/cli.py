@@ -21,6 +21,22 @@ def _config_defaults(store_path: str) -> dict[str, Any]:
     return section if isinstance(section, dict) else {}
 
 
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 10**6, "gb": 10**9, "kib": 1 << 10,
+          "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}  # fmt: skip
+
+
+def parse_size(text: str | int) -> int | None:
+    """``4GiB``, ``512MB``, ``1000000`` as bytes; 0 is no limit (None)."""
+    raw = str(text).strip().lower().replace(" ", "")
+    number = raw.rstrip("kmgtib")
+    unit = raw[len(number) :]
+    try:
+        value = int(float(number) * _UNITS[unit])
+    except (KeyError, ValueError):
+        raise click.BadParameter(f"{text!r} is not a size (4GiB, 512MiB, bytes)") from None
+    return value or None
+
+
 @click.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option(
@@ -73,6 +89,46 @@ def _config_defaults(store_path: str) -> dict[str, Any]:
     help="A connection that has not logged in after this long is closed (default 60).",
 )
 @click.option(
+    "--allow-read",
+    multiple=True,
+    metavar="DIR",
+    help="A folder whose files statements may read (read_parquet, files connectors); "
+    "repeatable; none by default.",
+)
+@click.option(
+    "--allow-write",
+    multiple=True,
+    metavar="DIR",
+    help="A folder training datasets may be written to, beside the store; repeatable.",
+)
+@click.option(
+    "--allow-endpoint",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="A remote host statements may reach (object stores, files connectors' URLs); "
+    "repeatable; none by default.",
+)
+@click.option(
+    "--secret-env",
+    multiple=True,
+    metavar="PREFIX",
+    help="Connector secrets may come from environment variables with this prefix; "
+    "repeatable; none by default.",
+)
+@click.option(
+    "--secret-dir",
+    multiple=True,
+    metavar="DIR",
+    help="Connector secrets may come from files in this folder; repeatable; none by default.",
+)
+@click.option(
+    "--query-memory-limit",
+    default=None,
+    metavar="SIZE",
+    help="Engine memory one query may use (4GiB, 512MiB, bytes; 0: no limit; default 4GiB); "
+    "a query over it fails with 53200.",
+)
+@click.option(
     "--mirror-url",
     default=None,
     metavar="URL",
@@ -105,6 +161,12 @@ def serve(
     max_connections: int | None,
     max_startup: int | None,
     auth_timeout: float | None,
+    allow_read: tuple[str, ...],
+    allow_write: tuple[str, ...],
+    allow_endpoint: tuple[str, ...],
+    secret_env: tuple[str, ...],
+    secret_dir: tuple[str, ...],
+    query_memory_limit: str | None,
     mirror_url: str | None,
     users: tuple[str, ...],
     password_env: str,
@@ -134,6 +196,12 @@ def serve(
             auth_timeout if auth_timeout is not None else conf.get("auth_timeout", 60.0)
         ),
         mirror_url=mirror_url or conf.get("mirror_url"),
+        allow_read=tuple(allow_read or conf.get("allow_read", ())),
+        allow_write=tuple(allow_write or conf.get("allow_write", ())),
+        allow_endpoint=tuple(allow_endpoint or conf.get("allow_endpoint", ())),
+        secret_env=tuple(secret_env or conf.get("secret_env", ())),
+        secret_dir=tuple(secret_dir or conf.get("secret_dir", ())),
+        query_memory_limit=parse_size(query_memory_limit or conf.get("query_memory_limit", "4GiB")),
     )
     accounts = {}
     if users:

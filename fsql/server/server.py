@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 import fsql
+from fsql.connectors import secrets
 from fsql.connectors.engine import CancelScope, cancellable
 from fsql.errors import FsqlError, InvalidParameter
 from fsql.params import bind
@@ -35,6 +36,7 @@ from fsql.server.mirror import Mirror
 from fsql.server.protocol import POSTGRESQL_PORT
 from fsql.server.session import Session
 from fsql.statements.run import run_statement
+from fsql.store.core import StoreCore
 
 log = logging.getLogger("fsql.server")
 
@@ -62,6 +64,15 @@ class ServerConfig:
     max_connections: int = 100  # open client connections, authenticating ones included
     max_startup: int = 32  # connections still authenticating
     auth_timeout: float = 60.0  # seconds from connect to a finished login
+    # what statements may reach (docs/SECURITY.md): files under these
+    # folders, training datasets under the store and these, these remote
+    # hosts, secrets from these variable prefixes and folders
+    allow_read: tuple[str, ...] = ()
+    allow_write: tuple[str, ...] = ()
+    allow_endpoint: tuple[str, ...] = ()
+    secret_env: tuple[str, ...] = ()
+    secret_dir: tuple[str, ...] = ()
+    query_memory_limit: int | None = 4 << 30  # bytes per query; None: no limit
 
     def __post_init__(self) -> None:
         if self.port == POSTGRESQL_PORT:
@@ -95,6 +106,16 @@ class ServerConfig:
         return not self.tls_cert or (self.allow_plaintext and not self.require_tls)
 
 
+def confine(store: StoreCore, config: ServerConfig) -> None:
+    """Narrow what the store may reach to the server's configuration: a
+    logged-in user reads only the folders, hosts and secrets it names."""
+    store.read_roots = [str(Path(d).expanduser().resolve()) for d in config.allow_read]
+    store.write_roots = [str(Path(d).expanduser().resolve()) for d in config.allow_write]
+    store.endpoints = list(config.allow_endpoint)
+    store.query_memory_limit = config.query_memory_limit
+    secrets.POLICY.restrict(tuple(config.secret_env), tuple(config.secret_dir))
+
+
 class Server:
     def __init__(self, store: fsql.Store, config: ServerConfig) -> None:
         self.store = store
@@ -116,6 +137,7 @@ class Server:
                     " SCRAM-SHA-256-PLUS (channel binding) is not offered"
                 )
         self.plaintext_allowed = config.plaintext_allowed
+        confine(store, config)
         # admission: open connections, and those of them not yet logged in
         self.connections = 0
         self.starting = 0
@@ -303,7 +325,7 @@ class Server:
     ) -> pa.Table:
         """Run a statement in an engine thread. With a ``scope``, a cancel
         while it runs goes through :meth:`stop`."""
-        future = self.engine_pool.submit(self._run_sql, text, list(params), scope)
+        future = self.engine_pool.submit(self._run_sql, text, list(params), project, scope)
         waiter = asyncio.wrap_future(future)
         try:
             return await asyncio.shield(waiter)
@@ -330,10 +352,12 @@ class Server:
             waiter.add_done_callback(lambda w: w.cancelled() or w.exception())
         await stopper
 
-    def _run_sql(self, text: str, params: list[Any], scope: CancelScope | None = None) -> pa.Table:
+    def _run_sql(
+        self, text: str, params: list[Any], project: str, scope: CancelScope | None = None
+    ) -> pa.Table:
         try:
             with cancellable(scope):
-                return self.store.sql(text, params or None)
+                return self.store.for_project(project).sql(text, params or None)  # type: ignore[attr-defined]
         except FsqlError:
             raise  # engine errors carry their SQLSTATE (fsql.errors.clickhouse_sqlstate)
         except Exception as e:  # an engine or library failure: still an SQLSTATE
@@ -344,10 +368,12 @@ class Server:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.engine_pool, functools.partial(fn, *args, **kwargs))
 
-    async def online_plan(self, text: str) -> fastpath.OnlineLookup | None:
+    async def online_plan(self, text: str, project: str) -> fastpath.OnlineLookup | None:
         """The online-lookup plan of ``text`` (see :mod:`fsql.server.fastpath`),
-        built once per generation of the online service's plans."""
-        if getattr(type(self.store), "online", None) is None:
+        built once per generation of the online service's plans. Plans are
+        cached by text for the store's own project; sessions of other
+        projects take the normal path."""
+        if getattr(type(self.store), "online", None) is None or project != self.store.project:
             return None
         service = self.store.online
         entry = self._online_plans.get(text)
@@ -365,9 +391,11 @@ class Server:
     async def schema_of(self, text: str, params: Sequence[Any], project: str) -> pa.Table:
         """A result with the statement's columns (ideally no rows)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.engine_pool, self._schema_of, text, list(params))
+        return await loop.run_in_executor(
+            self.engine_pool, self._schema_of, text, list(params), project
+        )
 
-    def _schema_of(self, text: str, params: list[Any]) -> pa.Table:
+    def _schema_of(self, text: str, params: list[Any], project: str) -> pa.Table:
         try:
             from sqlglot import exp
 
@@ -382,21 +410,22 @@ class Server:
                     .limit(0)
                     .sql(dialect=FSQL)
                 )
-                return self._run_sql(wrapped, params)
+                return self._run_sql(wrapped, params, project)
             if len(statements) == 1 and isinstance(statements[0], SelectFeatures):
                 # the same statement with LIMIT 0: planned and run, no rows read
                 probe = statements[0].copy()
                 probe.set("limit", exp.Limit(expression=exp.Literal.number(0)))
                 probe.set("offset", None)
-                return self._run_tree(probe, params)
+                return self._run_tree(probe, params, project)
         except FsqlError:
             pass
-        return self._run_sql(text, params)
+        return self._run_sql(text, params, project)
 
-    def _run_tree(self, statement: Any, params: list[Any]) -> pa.Table:
+    def _run_tree(self, statement: Any, params: list[Any], project: str) -> pa.Table:
         """A parsed statement with its parameters bound as literal nodes."""
+        store = self.store.for_project(project)
         try:
-            return run_statement(self.store, bind(statement, params) if params else statement)
+            return run_statement(store, bind(statement, params) if params else statement)
         except FsqlError:
             raise
         except Exception as e:
@@ -411,11 +440,11 @@ class Server:
                 self._param_cache.clear()
             oids = await asyncio.to_thread(self.mirror.describe_params, project, text)
             if oids is None:
-                oids = await asyncio.to_thread(self._infer_param_types, text)
+                oids = await asyncio.to_thread(self._infer_param_types, text, project)
             self._param_cache[key] = oids
         return self._param_cache[key]
 
-    def _infer_param_types(self, text: str) -> list[int] | None:
+    def _infer_param_types(self, text: str, project: str) -> list[int] | None:
         from sqlglot import exp
 
         from fsql.sql.dialect import parse
@@ -423,9 +452,8 @@ class Server:
 
         try:
             statements = parse(text)
-            features = {
-                f.name: f.ftype.pg_oid for fg in self.store.feature_groups() for f in fg.features
-            }
+            groups = self.store.for_project(project).feature_groups()
+            features = {f.name: f.ftype.pg_oid for fg in groups for f in fg.features}
         except Exception:
             return None
         found: dict[int, int] = {}
@@ -439,7 +467,7 @@ class Server:
                 while isinstance(parent, exp.Paren | exp.Tuple):
                     child, parent = parent, parent.parent
                 if isinstance(parent, SelectFeatures) and child.arg_key == "as_of":
-                    found[int(str(index))] = self._as_of_oid(parent)
+                    found[int(str(index))] = self._as_of_oid(parent, groups)
                     continue
                 if (
                     isinstance(parent, SelectFeatures) and child.arg_key == "system_time"
@@ -460,14 +488,14 @@ class Server:
             return None
         return [found.get(i, 0) for i in range(1, max(found) + 1)]
 
-    def _as_of_oid(self, node: Any) -> int:
+    def _as_of_oid(self, node: Any, every: list[Any]) -> int:
         """The type of ``AS OF $n`` in a SELECT FEATURES: that of the event
         time of the feature groups it names (timestamptz when any has one, else
         timestamp, which fsql reads as UTC)."""
         from sqlglot import exp
 
         names = {c.name for e in node.expressions for c in e.find_all(exp.Column)}
-        groups = [fg for fg in self.store.feature_groups() if fg.event_time]
+        groups = [fg for fg in every if fg.event_time]
         named = [fg for fg in groups if names & {f.name for f in fg.features}] or groups
         types = {f.ftype.pg_oid for fg in named for f in fg.features if f.name == fg.event_time}
         return 1184 if 1184 in types else 1114

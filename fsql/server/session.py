@@ -993,7 +993,7 @@ class Session:
         if portal.slow or portal.result is not None:
             return False
         portal.slow = True  # unless everything below works out
-        plan = await self.server.online_plan(portal.stmt.text)
+        plan = await self.server.online_plan(portal.stmt.text, self.database)
         if plan is None:
             return False
         enc = plan.encoding(portal.formats)

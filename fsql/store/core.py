@@ -10,6 +10,7 @@ through :mod:`fsql.store.hooks` and never imports the layers that subscribe.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ import pyarrow as pa
 from fsql.catalog import Catalog, Commit, Feature, FeatureGroup
 from fsql.catalog.service import DEFAULT_PROJECT
 from fsql.connectors.engine import Engine
-from fsql.errors import DuplicateObject, FeatureNotSupported, InvalidParameter
+from fsql.errors import DuplicateObject, FeatureNotSupported, InvalidParameter, UndefinedObject
 from fsql.store import hooks
 from fsql.store.lock import StoreLock
 from fsql.store.offline import OfflineStore
@@ -129,6 +130,24 @@ class StoreCore:
             self._lock.release()
             self._lock = None
         self._closed = True
+
+    def for_project(self, project: str) -> StoreCore:
+        """The same store seen from another project (a server session's
+        database): catalog, engine, offline tables and services are shared,
+        names resolve in ``project``. 3D000 for a project that does not
+        exist. Close the store itself, never a view."""
+        if project == self.project:
+            return self
+        views: dict[str, StoreCore] = self.__dict__.setdefault("_views", {})
+        view = views.get(project)
+        if view is None:
+            if project not in self.catalog.projects():
+                raise UndefinedObject(f'database "{project}" does not exist', sqlstate="3D000")
+            self.offline.ensure_database(project)
+            view = copy.copy(self)
+            view.project = project
+            views[project] = view
+        return view
 
     # feature groups -----------------------------------------------------
 
