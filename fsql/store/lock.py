@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from pathlib import Path
 
-from fsql.connectors.chdb_engine import folder_holder
 from fsql.errors import StoreInUse
 
 LOCK_FILE = "fsql.store.lock"
@@ -58,7 +58,7 @@ class StoreLock:
                 hint="Something else is deleting files in the store folder; stop it and "
                 "connect again.",
             )
-        engine_holder = folder_holder(folder / ENGINE_FOLDER)
+        engine_holder = _engine_holder(folder / ENGINE_FOLDER)
         if engine_holder is not None:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
@@ -104,6 +104,28 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
     held = os.fstat(fd)
     return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)
+
+
+def _engine_holder(path: Path) -> str | None:
+    """The process id (text) that has chDB open on its data folder ``path``,
+    or None: chDB keeps ``<path>/status`` locked while open, with ``PID:
+    <pid>`` inside, and removes it on close. (The same probe as
+    ``fsql.connectors.chdb_engine.folder_holder``; this module stays free
+    of engine imports, it is imported before anything else opens.)"""
+    try:
+        fd = os.open(path / "status", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            found = re.search(r"PID:\s*(\d+)", os.read(fd, 256).decode(errors="replace"))
+            return found.group(1) if found else "another process"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def _lock_file_deleted(folder: Path, holder: str) -> StoreInUse:
