@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from fsql.online import state
 from fsql.plan.features import key_lookup
 from fsql.store import hooks
 from fsql.store.core import StoreCore
@@ -38,6 +39,14 @@ def service_of(store: StoreCore) -> OnlineService:
 def _after_commit(store: StoreCore, fg: FeatureGroup, commit: Commit) -> None:
     """Keep the online rows of online feature groups current."""
     service_of(store).after_commit(fg, commit)
+
+
+@hooks.on_open.subscribe
+def _on_open(store: StoreCore) -> None:
+    """Recovery: groups whose online rows missed a commit (the process was
+    killed between the offline commit and the online write) are marked
+    stale; their next commit, first lookup or ``materialize`` rebuilds them."""
+    state.mark_behind(store.catalog)
 
 
 @hooks.after_drop.subscribe

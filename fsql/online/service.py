@@ -9,7 +9,10 @@ order; an unknown key gives NULLs (typed, in the Arrow form).
 Every commit of an online feature group is applied here (``after_commit``);
 if the online store fails, the commit stays (it is durable offline), the
 group is marked stale in the catalog, and the error says so: the next commit,
-``fsql materialize`` or the first lookup after a toggle repairs it. The
+``fsql materialize`` or the first lookup after a toggle repairs it. A commit
+whose process was killed before its online write is found when a store
+opens (:func:`fsql.online.state.mark_behind`) or by the group's next commit
+(:meth:`OnlineService._missed`), and the group is rematerialized. The
 exception is the first commit of a ``create_feature_group(..., data)``: the
 store rolls the create back, and the error then says that nothing was kept
 (:meth:`OnlineService.drop` sees the rollback).
@@ -17,6 +20,7 @@ store rolls the create back, and the error then says that nothing was kept
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 import threading
@@ -188,7 +192,33 @@ class OnlineService:
         return codec
 
     def state(self, fg: FeatureGroup) -> st.OnlineState | None:
-        return st.get(self.store.catalog, fg.id)
+        """The group's online state. ``ok`` only when the online store holds
+        the last committed commit: a state recorded as ``ok`` that is behind
+        (a commit whose online write has not happened, or never will) is
+        reported ``stale``."""
+        found = st.get(self.store.catalog, fg.id)
+        if found is not None and found.status == st.OK:
+            last_id, _ = last_commit(self, fg)
+            if last_id is not None and (
+                found.last_commit_id is None or found.last_commit_id < last_id
+            ):
+                return dataclasses.replace(
+                    found, status=st.STALE, error=st.behind_error(found.last_commit_id, last_id)
+                )
+        return found
+
+    def _repair_if_needed(self, fg: FeatureGroup) -> None:
+        """Materialize a group before serving it when it never was, was
+        turned online by another path, or was found behind the offline
+        store when the store opened (a killed commit). A group stale after
+        a failed online write keeps serving its older rows until the next
+        commit or ``materialize`` (the server may still be down)."""
+        state = st.get(self.store.catalog, fg.id)
+        if state is None or (
+            state.status != st.OK
+            and (state.error == "committed while offline" or st.is_behind(state))
+        ):
+            self._materialize_full(fg)
 
     def _require_online(self, fg: FeatureGroup) -> None:
         if fg.kind != "cached":
@@ -215,13 +245,14 @@ class OnlineService:
                 st.put(catalog, fg.id, st.STALE, keep_commit=True, error="committed while offline")
             return
         try:
-            if state is None or state.status != st.OK:
+            if state is None or state.status != st.OK or self._missed(fg, state, commit):
                 self._materialize_full(fg)
                 return
             codec = self.codec(fg)
             rows = encode_rows(codec, offline_latest(self, fg, commit_id=commit.id))
             self.backend.write(codec.table, latest_per_key(rows), codec)
-            st.put(catalog, fg.id, st.OK, last_commit_id=commit.id)
+            applied = max(commit.id, state.last_commit_id or 0)
+            st.put(catalog, fg.id, st.OK, last_commit_id=applied)
         except Exception as e:
             message = e.message if isinstance(e, FsqlError) else str(e)
             st.put(catalog, fg.id, st.STALE, keep_commit=True, error=message)
@@ -238,6 +269,14 @@ class OnlineService:
             )
             self._failed_commit = (fg.id, err)
             raise err from e
+
+    def _missed(self, fg: FeatureGroup, state: st.OnlineState, commit: Commit) -> bool:
+        """Whether a commit before ``commit`` and after the last one applied
+        online is committed offline but never reached the online store (its
+        process was killed in between): then ``commit`` alone would not
+        bring the online rows up to date."""
+        earlier = self.store.catalog.commits(fg, state="committed", after_id=state.last_commit_id)
+        return any(c.id < commit.id for c in earlier)
 
     def _materialize_full(self, fg: FeatureGroup) -> int:
         codec = self.codec(fg)
@@ -339,6 +378,7 @@ class OnlineService:
         n = 0
         for fg in self.store.catalog.feature_groups(self.store.project):
             if fg.kind == "cached" and fg.online:
+                self._repair_if_needed(fg)
                 self.backend.reader(self.codec(fg))
                 n += 1
         return n
@@ -490,11 +530,7 @@ class OnlineService:
             if fg.id not in index:
                 fresh = self.feature_group(fg)
                 self._require_online(fresh)
-                state = self.state(fresh)
-                if state is None or (
-                    state.status != st.OK and state.error == "committed while offline"
-                ):
-                    self._materialize_full(fresh)
+                self._repair_if_needed(fresh)
                 codec = self.codec(fresh)
                 index[fg.id] = len(groups)
                 groups.append(
