@@ -118,7 +118,22 @@ class EngineError(FsqlError):
     sqlstate = "XX000"
 
     def __init__(self, message: str, *, sqlstate: str | None = None, **kw: Any) -> None:
-        super().__init__(message, sqlstate=sqlstate or clickhouse_sqlstate(message), **kw)
+        state = sqlstate or clickhouse_sqlstate(message)
+        code = re.match(r"\s*Code:\s*(\d+)", message)
+        worded = _POSTGRES_WORDING.get(int(code.group(1))) if code and sqlstate is None else None
+        if worded is not None and not message.startswith(worded):
+            # PostgreSQL's words first; the engine's reason after them
+            reason = re.sub(r"^\s*Code:\s*\d+\.\s*(DB::Exception:\s*)?", "", message)
+            message = f"{worded} ({reason.split('. ')[0].rstrip('.')})"
+        super().__init__(message, sqlstate=state, **kw)
+
+
+# what PostgreSQL says for the limits a statement can run into
+_POSTGRES_WORDING = {
+    159: "canceling statement due to statement timeout",  # TIMEOUT_EXCEEDED
+    394: "canceling statement due to user request",  # QUERY_WAS_CANCELLED
+    241: "out of memory: the statement needs more than the per-query memory limit",
+}
 
 
 _CLICKHOUSE_CODES = {

@@ -25,6 +25,7 @@ external source run with the engine's ``readonly = 1`` (see
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
     from fsql.store.core import StoreCore
 
 BOUND = "fsql_bound"
+
+# the calling session's statement_timeout in milliseconds (0/None: none);
+# a server sets it around each statement of a session that SET it
+STATEMENT_TIMEOUT_MS: ContextVar[int | None] = ContextVar("statement_timeout_ms", default=None)
 
 # every table function of the engine (ClickHouse: system.table_functions)
 ENGINE_TABLE_FUNCTIONS = frozenset(
@@ -377,13 +382,22 @@ def engine_settings(store: StoreCore, tree: exp.Expr) -> list[exp.Expr]:
     """The engine settings a user query runs with (the second line behind
     the binder): ``readonly = 1`` unless it reads a source, a file or an
     Arrow input (the engine refuses those table functions in read-only
-    mode), and the store's per-query memory limit."""
+    mode), the store's per-query memory limit, and the session's
+    ``statement_timeout`` as the engine's ``max_execution_time``."""
     settings: list[exp.Expr] = []
     if not reads_outside(tree):
         settings.append(_setting("readonly", 1))
     limit = getattr(store, "query_memory_limit", None)
     if limit:
         settings.append(_setting("max_memory_usage", int(limit)))
+    timeout = STATEMENT_TIMEOUT_MS.get()
+    if timeout:
+        settings.append(
+            exp.EQ(
+                this=exp.var("max_execution_time"),
+                expression=exp.Literal.number(round(timeout / 1000, 3)),
+            )
+        )
     return settings
 
 

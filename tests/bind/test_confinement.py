@@ -153,3 +153,17 @@ def test_every_engine_table_function_but_the_pure_ones_is_refused(tx):
         else:
             assert name in ("numbers", "zeros", "generate_series", "generateseries"), name
     assert refused == len(ENGINE_TABLE_FUNCTIONS) - 4
+
+
+def test_a_statement_timeout_ends_the_statement_with_57014(tx):
+    from fsql.bind.confine import STATEMENT_TIMEOUT_MS
+
+    token = STATEMENT_TIMEOUT_MS.set(200)
+    try:
+        with pytest.raises(fsql.FsqlError) as e:
+            tx.sql("SELECT count(*) FROM numbers(100000000000)")
+        assert e.value.sqlstate == "57014"
+        assert e.value.message.startswith("canceling statement due to statement timeout")
+    finally:
+        STATEMENT_TIMEOUT_MS.reset(token)
+    assert tx.sql("SELECT count(*) AS n FROM tx").column("n").to_pylist() == [2]
