@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from fsql import plugins  # noqa: F401  (subscribes hooks, registers relation kinds)
-from fsql.errors import InvalidParameter
+from fsql.errors import FsqlError, InvalidParameter
 from fsql.feature_group import FeatureGroupHandle
 from fsql.online.api import OnlineMixin
 from fsql.plan.features import plan_features
@@ -26,7 +26,7 @@ from fsql.plan.window import federated_sql, run_federated
 from fsql.sql.dialect import parse
 from fsql.sql.nodes import SelectFeatures
 from fsql.statements import sources
-from fsql.statements.run import run
+from fsql.statements.run import run, too_deeply_nested
 from fsql.store.core import StoreCore
 from fsql.training import dataset as training
 from fsql.training.dataset import RebuildResult, TrainingDataset
@@ -192,8 +192,25 @@ class Store(OnlineMixin, StoreCore):
 
     def sql(self, text: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run one or more FSQL statements; return the last one's result.
-        ``params`` bind ``$1, $2, ...`` (as literals in the parsed tree)."""
-        return run(self, text, params)
+        ``params`` bind ``$1, $2, ...`` (as literals in the parsed tree).
+
+        Every error is an :class:`~fsql.errors.FsqlError` with a SQLSTATE:
+        the layers below raise them, and any other exception that still
+        escapes (a bug) becomes one here, as an internal error (XX000)
+        chained to the original (``__cause__``)."""
+        try:
+            return run(self, text, params)
+        except FsqlError:
+            raise
+        except RecursionError:
+            raise too_deeply_nested(text if isinstance(text, str) else None) from None
+        except MemoryError as e:
+            raise FsqlError("out of memory", sqlstate="53200") from e
+        except Exception as e:
+            raise FsqlError(
+                f"internal error: {type(e).__name__}: {e}",
+                hint="This is a bug in fsql; please report it with the statement.",
+            ) from e
 
     def get_features(
         self,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from fsql.errors import InvalidParameter
+from fsql.errors import FsqlError, InvalidParameter
 
 if TYPE_CHECKING:
     from fsql.catalog import FeatureGroup
@@ -51,15 +51,17 @@ def restore_feature_types(
     Arrow from the engine lost them. ClickHouse keeps ``bytea`` as ``String``
     and chDB hands every String back as an Arrow string: the columns named as
     bytea features (and ``binary``) come back as binary. With ``check_utf8``,
-    when a bytea feature was read, any other string column that is not valid
-    UTF-8 (a value computed over bytea) becomes binary too, so no layer ever
-    holds an invalid Arrow string. String columns named as json features are
-    marked with ``fsql.type: json`` field metadata (the Postgres-wire server
-    then describes them as json)."""
+    every other text column (nested ones too) must hold valid UTF-8: when a
+    bytea feature was read, a string column that is not valid UTF-8 (a value
+    computed over bytea) becomes binary; otherwise it is SQLSTATE 22021
+    (:class:`CharacterNotInRepertoire`), as PostgreSQL refuses such bytes in
+    text. So no layer ever holds an invalid Arrow string. String columns
+    named as json features are marked with ``fsql.type: json`` field
+    metadata (the Postgres-wire server then describes them as json)."""
     groups = list(groups)
     names = {f.name for fg in groups for f in fg.features if f.type == "bytea"} | set(binary)
     json = {f.name for fg in groups for f in fg.features if f.type in ("json", "jsonb")}
-    if not names and not json:
+    if not names and not json and not check_utf8:
         return table
     columns = list(table.columns)
     fields = list(table.schema)
@@ -67,13 +69,20 @@ def restore_feature_types(
     for i, f in enumerate(fields):
         large = pa.types.is_large_string(f.type)
         if not (large or pa.types.is_string(f.type)):
+            if check_utf8 and _holds_strings(f.type):
+                _check_utf8(columns[i], f.name)
             continue
         if f.name in json and f.name not in names:
             fields[i] = f.with_metadata({**(f.metadata or {}), TYPE_KEY: b"json"})
             changed = True
+            if check_utf8:
+                _check_utf8(columns[i], f.name)
             continue
         if f.name not in names:
-            if not (check_utf8 and names):
+            if not check_utf8:
+                continue
+            if not names:
+                _check_utf8(columns[i], f.name)
                 continue
             try:
                 columns[i].validate(full=True)
@@ -87,3 +96,30 @@ def restore_feature_types(
     if not changed:
         return table
     return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
+class CharacterNotInRepertoire(FsqlError):
+    """Bytes that are not UTF-8 where text is expected."""
+
+    sqlstate = "22021"
+
+
+def _holds_strings(t: pa.DataType) -> bool:
+    """Whether a nested type (list, struct, map) has text somewhere inside."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return True
+    if pa.types.is_dictionary(t):
+        return _holds_strings(t.value_type)
+    return any(_holds_strings(t.field(i).type) for i in range(t.num_fields))
+
+
+def _check_utf8(column: pa.ChunkedArray, name: str) -> None:
+    try:
+        column.validate(full=True)
+    except pa.ArrowInvalid:
+        raise CharacterNotInRepertoire(
+            f'invalid byte sequence for encoding "UTF8" in result column "{name}"',
+            hint="The query computes text that is not UTF-8 (unhex, substring of "
+            "multi-byte text, ...); binary data belongs in a bytea feature, or wrap the "
+            "value in hex() / base64Encode().",
+        ) from None
