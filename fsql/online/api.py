@@ -69,8 +69,13 @@ def _key_lookup(store: StoreCore, plan: Any) -> pa.Table | None:
 
 def online_sql(store: StoreCore, text: str, params: Any = None) -> pa.Table | None:
     """A ``SELECT FEATURES ... WHERE key = $1`` seen before, answered from
-    its cached plan (None: run the statement normally)."""
-    return service_of(store).online_sql(text, params)
+    its cached plan (None: run the statement normally). Its cache is by
+    text, so it serves the project the service was opened for; a view of
+    another project (:meth:`StoreCore.for_project`) plans every statement."""
+    service = service_of(store)
+    if service.store.project != store.project:
+        return None
+    return service.online_sql(text, params)
 
 
 class OnlineMixin:
