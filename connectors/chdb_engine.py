@@ -17,6 +17,7 @@ from sqlglot import exp
 from fsql.connectors.engine import (
     CANCELED,
     BeforeRun,
+    CancelScope,
     QueryCanceled,
     TranslateError,
     before_run,
@@ -261,31 +262,48 @@ class ChdbEngine:
         return naive_timestamps(result)
 
     def stream(self, sql: str, batch_rows: int = 65536) -> pa.RecordBatchReader:
-        """Stream a query's result; the session stays taken until the reader
-        is exhausted (or garbage-collected). Not cancellable by a scope."""
+        """Stream a query's result in record batches of whole engine blocks
+        (at least ``batch_rows`` rows each, but the last). The pooled session
+        stays taken until the reader is exhausted, fails, or is released
+        (its last reference dropped: ``reader.close()`` does not release
+        it). The statement is tagged like any other: inside a
+        :class:`CancelScope` a cancel stops it while it streams, and a
+        stream released before its end kills its statement first (closing
+        a stream whose query is still computing would wait for it)."""
         before_run(self, sql)
+        scope = current_scope()
+        if scope is not None:
+            scope.check()
         conn = self._take()
+        tag = self._tag_prefix + str(next(self._tags))
+        entered = False
         try:
+            if scope is not None:
+                scope.enter(tag, self._kill)
+                entered = True
+            conn.session.query(f"SET log_comment = '{tag}'", "Null")
             res = conn.session.send_query(sql, "Arrow")
             reader: pa.RecordBatchReader = res.record_batch(rows_per_batch=batch_rows)
-        except Exception as e:
+        except Exception as e:  # chDB raises bare RuntimeError/ChdbError
+            _flush(conn.session)
+            if entered:
+                assert scope is not None
+                scope.leave(tag)
             self._give_back(conn)
-            raise engine_error(self, _clean(str(e)), sql) from None
+            if isinstance(e, FsqlError):
+                raise
+            raise self._stream_error(scope, e, sql) from None
         schema = _naive_schema(reader.schema)
-        same = schema.equals(reader.schema)
+        batches = _Batches(self, conn, res, reader, schema, tag, scope if entered else None, sql)
+        return pa.RecordBatchReader.from_batches(schema, batches)
 
-        def batches() -> Iterator[pa.RecordBatch]:
-            try:
-                for b in reader:
-                    yield b if same else pa.RecordBatch.from_arrays(b.columns, schema=schema)
-            finally:
-                try:
-                    res.close()
-                except Exception:
-                    pass
-                self._give_back(conn)
-
-        return pa.RecordBatchReader.from_batches(schema, batches())
+    def _stream_error(self, scope: CancelScope | None, e: Exception, sql: str) -> FsqlError:
+        if scope is not None and scope.canceled:
+            return QueryCanceled(CANCELED)
+        message = _clean(str(e))
+        if message.startswith(_STREAM_PREFIX):
+            message = message[len(_STREAM_PREFIX) :]
+        return engine_error(self, message, sql)
 
     def execute(self, sql: str, inputs: Sequence[pa.Table] = ()) -> None:
         before_run(self, sql)
@@ -320,6 +338,72 @@ class ChdbEngine:
                 _OPEN_PATH = None
 
 
+class _Batches:
+    """The batches of one streaming statement, holding its pooled session
+    until they are read to the end, fail, or are dropped (``__del__``,
+    which also covers a stream never read from)."""
+
+    def __init__(
+        self,
+        engine: ChdbEngine,
+        conn: _Conn,
+        res: Any,
+        reader: pa.RecordBatchReader,
+        schema: pa.Schema,
+        tag: str,
+        scope: CancelScope | None,
+        sql: str,
+    ) -> None:
+        self._engine = engine
+        self._conn: _Conn | None = conn
+        self._res = res
+        self._reader = reader
+        self._schema = schema
+        self._same = schema.equals(reader.schema)
+        self._tag = tag
+        self._scope = scope
+        self._sql = sql
+
+    def __iter__(self) -> _Batches:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        if self._conn is None:
+            raise StopIteration
+        try:
+            b = self._reader.read_next_batch()
+        except StopIteration:
+            self._release(ended=True)
+            raise
+        except Exception as e:  # chDB raises bare RuntimeError/ChdbError
+            self._release(ended=True, failed=True)
+            raise self._engine._stream_error(self._scope, e, self._sql) from None
+        return b if self._same else pa.RecordBatch.from_arrays(b.columns, schema=self._schema)
+
+    def _release(self, *, ended: bool, failed: bool = False) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        engine = self._engine
+        if not ended:  # dropped early: stop the statement (closing would wait for it)
+            try:
+                engine._kill(self._tag)
+            except Exception:
+                pass
+        try:
+            self._res.close()
+        except Exception:
+            pass
+        if failed or not ended:
+            _flush(conn.session)
+        if self._scope is not None:
+            self._scope.leave(self._tag)
+        engine._give_back(conn)
+
+    def __del__(self) -> None:
+        self._release(ended=False)
+
+
 NAIVE_TZ = "Etc/UTC"
 
 
@@ -338,6 +422,9 @@ def naive_timestamps(table: pa.Table) -> pa.Table:
     (timestamptz) keeps its zone."""
     schema = _naive_schema(table.schema)
     return table if schema.equals(table.schema) else table.cast(schema)
+
+
+_STREAM_PREFIX = "Streaming query failed: "
 
 
 def _clean(message: str) -> str:

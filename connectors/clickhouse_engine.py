@@ -248,18 +248,29 @@ class ClickHouseEngine:
             self._killer.command(f"KILL QUERY WHERE query_id = '{qid}' ASYNC")
 
     def stream(self, sql: str, batch_rows: int = 65536) -> pa.RecordBatchReader:
+        """Stream a query's result (``query_arrow_stream``, blocks of
+        ``batch_rows``). Like a query, it runs with its own ``query_id``
+        inside a :class:`CancelScope`, so a cancel stops it while it streams."""
         before_run(self, sql)
-        settings = {"max_block_size": batch_rows}
+        scope = current_scope()
+        settings: dict[str, Any] = {"max_block_size": batch_rows}
         with self._lock:
+            qid = self._enter(scope)
+            if qid is not None:
+                settings["query_id"] = qid
             try:
                 context = self._client.query_arrow_stream(sql, settings=settings, use_strings=True)
                 stream = context.__enter__()
                 batches: Iterator[Any] = iter(stream)
                 first = next(batches, None)
             except Exception as e:
+                self._leave(scope, qid)
+                if scope is not None and scope.canceled:
+                    raise QueryCanceled(CANCELED) from None
                 raise engine_error(self, _clean(e), sql) from None
         if first is None:
             context.__exit__(None, None, None)
+            self._leave(scope, qid)
             return pa.RecordBatchReader.from_batches(self.query(sql).schema, iter(()))
         first_batch = _as_batch(first)
         schema = _naive_schema(first_batch.schema)
@@ -269,10 +280,15 @@ class ClickHouseEngine:
                 yield _cast_batch(first_batch, schema)
                 for item in batches:
                     yield _cast_batch(_as_batch(item), schema)
+            except GeneratorExit:
+                raise
             except Exception as e:
+                if scope is not None and scope.canceled:
+                    raise QueryCanceled(CANCELED) from None
                 raise engine_error(self, _clean(e), sql) from None
             finally:
                 context.__exit__(None, None, None)
+                self._leave(scope, qid)
 
         return pa.RecordBatchReader.from_batches(schema, gen())
 

@@ -40,7 +40,11 @@ class Engine(Protocol):
         ...
 
     def stream(self, sql: str, batch_rows: int = 65536) -> pa.RecordBatchReader:
-        """Run a query and stream its result in record batches."""
+        """Run a query and stream its result in record batches. The engine
+        resources it holds are released when the reader is exhausted, fails,
+        or is dropped (its last reference); one dropped early stops the
+        query. Inside a :class:`CancelScope` a cancel stops it while it
+        streams."""
         ...
 
     def execute(self, sql: str, inputs: Sequence[pa.Table] = ()) -> None:

@@ -10,7 +10,7 @@ the module that owns the capability; this module only wires them together.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,12 @@ from fsql.feature_group import FeatureGroupHandle
 from fsql.online.api import OnlineMixin
 from fsql.plan.features import plan_features
 from fsql.plan.get_features import get_features
+from fsql.plan.plain import STREAM_BATCH_ROWS
 from fsql.plan.window import federated_sql, run_federated
 from fsql.sql.dialect import parse
 from fsql.sql.nodes import SelectFeatures
 from fsql.statements import sources
-from fsql.statements.run import run, too_deeply_nested
+from fsql.statements.run import run, stream, too_deeply_nested
 from fsql.store.core import StoreCore
 from fsql.training import dataset as training
 from fsql.training.dataset import RebuildResult, TrainingDataset
@@ -202,15 +203,30 @@ class Store(OnlineMixin, StoreCore):
             return run(self, text, params)
         except FsqlError:
             raise
-        except RecursionError:
-            raise too_deeply_nested(text if isinstance(text, str) else None) from None
-        except MemoryError as e:
-            raise FsqlError("out of memory", sqlstate="53200") from e
         except Exception as e:
-            raise FsqlError(
-                f"internal error: {type(e).__name__}: {e}",
-                hint="This is a bug in fsql; please report it with the statement.",
-            ) from e
+            raise _sql_error(e, text) from (None if isinstance(e, RecursionError) else e)
+
+    def sql_stream(
+        self,
+        text: str,
+        params: Sequence[Any] | None = None,
+        *,
+        batch_rows: int = STREAM_BATCH_ROWS,
+    ) -> pa.RecordBatchReader:
+        """:meth:`sql` with the last statement's result as a stream of Arrow
+        record batches: a query's rows are read from the engine as the
+        reader is read, so memory does not grow with the result (see
+        :func:`fsql.statements.run.stream` for what runs materialized).
+        The reader holds an engine session until it is read to the end,
+        fails, or is dropped. Every error is an :class:`~fsql.errors.FsqlError`
+        as in :meth:`sql`, while it is read too."""
+        try:
+            reader = stream(self, text, params, batch_rows)
+        except FsqlError:
+            raise
+        except Exception as e:
+            raise _sql_error(e, text) from (None if isinstance(e, RecursionError) else e)
+        return pa.RecordBatchReader.from_batches(reader.schema, _checked(reader, text))
 
     def get_features(
         self,
@@ -307,6 +323,28 @@ class Store(OnlineMixin, StoreCore):
     def lineage(self, name: str) -> pa.Table:
         """Training datasets that use a feature group or feature."""
         return training.lineage(self, name)
+
+
+def _sql_error(e: Exception, text: Any) -> FsqlError:
+    """The :class:`FsqlError` for an exception that escaped the layers
+    below while ``text`` ran (a bug, or Python's limits)."""
+    if isinstance(e, RecursionError):
+        return too_deeply_nested(text if isinstance(text, str) else None)
+    if isinstance(e, MemoryError):
+        return FsqlError("out of memory", sqlstate="53200")
+    return FsqlError(
+        f"internal error: {type(e).__name__}: {e}",
+        hint="This is a bug in fsql; please report it with the statement.",
+    )
+
+
+def _checked(reader: pa.RecordBatchReader, text: str) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from reader
+    except FsqlError:
+        raise
+    except Exception as e:
+        raise _sql_error(e, text) from (None if isinstance(e, RecursionError) else e)
 
 
 def _joined(value: str | Sequence[str] | None) -> str | None:

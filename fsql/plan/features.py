@@ -35,6 +35,7 @@ from fsql.errors import (
     closest,
     position_of,
 )
+from fsql.plan.plain import STREAM_BATCH_ROWS, restore_batches, table_reader
 from fsql.sql.nodes import SelectFeatures
 from fsql.sql.trees import conjuncts
 from fsql.store.assign import assign_column
@@ -733,17 +734,45 @@ def _lookup_keys(plan: FeaturePlan) -> pa.Table | None:
 
 
 def execute_plan(store: StoreCore, plan: FeaturePlan) -> pa.Table:
-    if plan.lookup_keys is not None:
-        found = key_lookup.first(store, plan)
-        if found is not None:
-            return found  # type: ignore[no-any-return]
-    sql = with_settings(store, push_down(plan.to_sql())).sql(DIALECT)
-    result = restore_spine_order(store.engine.query(sql, plan.inputs))
+    found = _online_answer(store, plan)
+    if found is not None:
+        return found
+    result = restore_spine_order(store.engine.query(_engine_sql(store, plan), plan.inputs))
+    return restore_feature_types(result, plan.groups, binary=_binary_spine_columns(plan))
+
+
+def stream_plan(
+    store: StoreCore, plan: FeaturePlan, batch_rows: int = STREAM_BATCH_ROWS
+) -> pa.RecordBatchReader:
+    """:func:`execute_plan` as a stream of record batches read from the
+    engine as the client reads them. A plan with a spine runs materialized:
+    its rows come back in the spine's order only once all of them are
+    there (:func:`restore_spine_order`); so do online answers."""
+    if plan.spine is not None:
+        return table_reader(execute_plan(store, plan))
+    found = _online_answer(store, plan)
+    if found is not None:
+        return table_reader(found)
+    reader = store.engine.stream(_engine_sql(store, plan), batch_rows)
+    return restore_batches(reader, plan.groups, binary=_binary_spine_columns(plan))
+
+
+def _online_answer(store: StoreCore, plan: FeaturePlan) -> pa.Table | None:
+    """A pure key lookup answered by the ``key_lookup`` hook (the online store)."""
+    if plan.lookup_keys is None:
+        return None
+    return key_lookup.first(store, plan)  # type: ignore[no-any-return]
+
+
+def _engine_sql(store: StoreCore, plan: FeaturePlan) -> str:
+    """The plan's SQL as it runs, materialized or streamed: pushed down,
+    with the engine settings (:mod:`fsql.bind.confine`)."""
+    return with_settings(store, push_down(plan.to_sql())).sql(DIALECT)
+
+
+def _binary_spine_columns(plan: FeaturePlan) -> list[str]:
     spine = plan.spine_input.schema if plan.spine_input is not None else []
-    binary = [
-        f.name for f in spine if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
-    ]
-    return restore_feature_types(result, plan.groups, binary=binary)
+    return [f.name for f in spine if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
 
 
 def restore_spine_order(table: pa.Table) -> pa.Table:

@@ -1,6 +1,7 @@
 """Run statement text against a store: parse, bind parameters, and hand
 each statement to its executor (:mod:`fsql.statements.registry`) or, for a
-plain query, to :func:`fsql.plan.plain.run_plain`.
+plain query, to :func:`fsql.plan.plain.run_plain`; :func:`stream` is the
+same with the result as a stream of record batches.
 
 Two checks every statement gets here, so no Python error escapes for them:
 a statement nested deeper than the parser (or a later tree walk) can
@@ -20,8 +21,10 @@ from sqlglot import exp
 from fsql.errors import FsqlError
 from fsql.online.api import online_sql
 from fsql.params import bind
-from fsql.plan.plain import run_plain
+from fsql.plan.features import plan_features, stream_plan
+from fsql.plan.plain import STREAM_BATCH_ROWS, run_plain, stream_plain, table_reader
 from fsql.sql.dialect import parse
+from fsql.sql.nodes import SelectFeatures
 from fsql.statements.registry import executor_for
 from fsql.store.assign import NumericValueOutOfRange
 
@@ -61,6 +64,49 @@ def run_statement(store: StoreCore, statement: exp.Expr) -> pa.Table:
         if executor is not None:
             return executor(store, statement)
         return run_plain(store, statement)
+    except RecursionError:
+        raise too_deeply_nested(None) from None
+
+
+def stream(
+    store: StoreCore,
+    text: str,
+    params: Sequence[Any] | None = None,
+    batch_rows: int = STREAM_BATCH_ROWS,
+) -> pa.RecordBatchReader:
+    """:func:`run` with the last statement's result as a stream of record
+    batches. A query (plain SQL, or SELECT FEATURES without a spine) streams
+    from the engine as it is read; every other result (other statements,
+    Arrow inputs, a spine, online lookups) is the materialized table read
+    as a stream. Statements before the last run as :func:`run` runs them."""
+    try:
+        found = online_sql(store, text, params)
+        if found is not None:
+            return table_reader(found)
+        statements = parse(text)
+    except RecursionError:
+        raise too_deeply_nested(text) from None
+    if not statements:
+        return table_reader(pa.table({}))
+    if params:
+        statements = [bind(statement, params) for statement in statements]
+    for statement in statements[:-1]:
+        run_statement(store, statement)
+    return stream_statement(store, statements[-1], batch_rows)
+
+
+def stream_statement(
+    store: StoreCore, statement: exp.Expr, batch_rows: int = STREAM_BATCH_ROWS
+) -> pa.RecordBatchReader:
+    """:func:`run_statement` as a stream (see :func:`stream`)."""
+    check_numbers(statement)
+    try:
+        if isinstance(statement, SelectFeatures):
+            return stream_plan(store, plan_features(store, statement), batch_rows)
+        executor = executor_for(statement)
+        if executor is not None:
+            return table_reader(executor(store, statement))
+        return stream_plain(store, statement, batch_rows)
     except RecursionError:
         raise too_deeply_nested(None) from None
 
