@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -211,8 +212,11 @@ class Connection:
         self._owns = owns
         self.closed = False
         self.autocommit = True
+        self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
 
     def close(self) -> None:
+        for cur in list(self._cursors):
+            cur.close()  # their results hold engine sessions of the store
         if not self.closed and self._owns:
             self.store.close()
         self.closed = True
@@ -225,7 +229,9 @@ class Connection:
 
     def cursor(self) -> Cursor:
         self._check()
-        return Cursor(self)
+        cur = Cursor(self)
+        self._cursors.add(cur)
+        return cur
 
     def execute(self, operation: str, parameters: Any = None) -> Cursor:
         cur = self.cursor()
@@ -244,32 +250,52 @@ class Connection:
 
 
 class Cursor:
+    """Results are read from the store as a stream of Arrow record batches
+    (:meth:`fsql.api.Store.sql_stream`): rows are converted one batch at a
+    time as they are fetched, so ``fetchone``/``fetchmany`` never hold the
+    whole result. ``rowcount`` is known at once for a result of one batch,
+    otherwise it is -1 until the last batch has been read."""
+
     arraysize = 1
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.description: list[tuple[Any, ...]] | None = None
         self.rowcount = -1
-        self._table: pa.Table | None = None
-        self._rows: list[tuple[Any, ...]] = []
+        self._schema = pa.schema([])
+        self._reader: pa.RecordBatchReader | None = None
+        self._ahead: list[pa.RecordBatch] = []  # read, not yet converted
+        self._batch: pa.RecordBatch | None = None  # the batch rows are fetched from
+        self._rows: list[tuple[Any, ...]] = []  # its rows, as tuples
         self._pos = 0
+        self._read = 0  # rows read from the reader so far
         self.closed = False
 
     def close(self) -> None:
         self.closed = True
-        self._table = None
-        self._rows = []
+        self._release()
+
+    def _release(self) -> None:
+        # dropping the reader releases the engine session it holds
+        self._reader = self._batch = None
+        self._ahead, self._rows, self._pos = [], [], 0
 
     def execute(self, operation: str, parameters: Any = None) -> Cursor:
         if self.closed:
             raise InterfaceError("cursor is closed")
         self.connection._check()
+        self._release()
         text, values = to_dollar(operation, parameters)
+        store = self.connection.store
         try:
-            table = self.connection.store.sql(text, values or None)
+            if hasattr(store, "sql_stream"):
+                reader = store.sql_stream(text, values or None)
+            else:  # a store object without streams: its table, read as one
+                table = store.sql(text, values or None)
+                reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
         except FsqlError as e:
             raise _wrap(e) from None
-        self._set(table)
+        self._set(reader)
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Any]) -> Cursor:
@@ -279,26 +305,61 @@ class Cursor:
             total += max(self.rowcount, 0)
         self.rowcount = total
         self.description = None
+        self._release()
         return self
 
-    def _set(self, table: pa.Table) -> None:
-        self._table = table
-        self._pos = 0
-        if table.num_columns == 0:
+    def _set(self, reader: pa.RecordBatchReader) -> None:
+        self.rowcount = -1
+        self._read = 0
+        self._schema = reader.schema
+        if len(reader.schema) == 0:
             self.description = None
-            self.rowcount = -1
-            self._rows = []
             return
         self.description = [
-            (f.name, _oid(f.type), None, None, None, None, f.nullable) for f in table.schema
+            (f.name, _oid(f.type), None, None, None, None, f.nullable) for f in reader.schema
         ]
-        self.rowcount = table.num_rows
-        columns = [c.to_pylist() for c in table.columns]
+        self._reader = reader
+        # the first batch, and whether another follows (else the count is known)
+        for _ in range(2):
+            batch = self._read_batch()
+            if batch is None:
+                break
+            self._ahead.append(batch)
+
+    def _read_batch(self) -> pa.RecordBatch | None:
+        """The next batch from the reader; None at its end (which drops the
+        reader and settles ``rowcount``)."""
+        if self._reader is None:
+            return None
+        try:
+            batch = self._reader.read_next_batch()
+        except StopIteration:
+            self._reader = None
+            self.rowcount = self._read
+            return None
+        except FsqlError as e:
+            self._release()
+            raise _wrap(e) from None
+        self._read += batch.num_rows
+        return batch
+
+    def _next_rows(self) -> bool:
+        """Convert the next batch to rows; False at the end of the result."""
+        while True:
+            batch = self._ahead.pop(0) if self._ahead else self._read_batch()
+            if batch is None or batch.num_rows:
+                break
+        self._batch, self._pos = batch, 0
+        if batch is None:
+            self._rows = []
+            return False
+        columns = [c.to_pylist() for c in batch.columns]
         self._rows = list(zip(*columns, strict=True))
+        return True
 
     def fetchone(self) -> tuple[Any, ...] | None:
         self._need_result()
-        if self._pos >= len(self._rows):
+        if self._pos >= len(self._rows) and not self._next_rows():
             return None
         row = self._rows[self._pos]
         self._pos += 1
@@ -307,21 +368,35 @@ class Cursor:
     def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
         self._need_result()
         n = self.arraysize if size is None else size
-        rows = self._rows[self._pos : self._pos + n]
-        self._pos += len(rows)
+        rows: list[tuple[Any, ...]] = []
+        while len(rows) < n:
+            if self._pos >= len(self._rows) and not self._next_rows():
+                break
+            take = self._rows[self._pos : self._pos + n - len(rows)]
+            self._pos += len(take)
+            rows.extend(take)
         return rows
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         self._need_result()
         rows = self._rows[self._pos :]
+        while self._next_rows():
+            rows.extend(self._rows)
         self._pos = len(self._rows)
         return rows
 
     def fetch_arrow_table(self) -> pa.Table:
-        """The whole result as Arrow (no row conversion)."""
+        """The rows not fetched yet (all of them when none were) as Arrow,
+        without row conversion."""
         self._need_result()
-        assert self._table is not None
-        return self._table
+        batches: list[pa.RecordBatch] = []
+        if self._batch is not None and self._pos < self._batch.num_rows:
+            batches.append(self._batch.slice(self._pos))
+        batches += self._ahead
+        while (batch := self._read_batch()) is not None:
+            batches.append(batch)
+        self._batch, self._ahead, self._rows, self._pos = None, [], [], 0
+        return pa.Table.from_batches(batches, schema=self._schema)
 
     def _need_result(self) -> None:
         if self.description is None:
