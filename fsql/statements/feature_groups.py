@@ -341,6 +341,30 @@ def show_features(store: StoreCore, node: exp.Expr) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=_FEATURE_SCHEMA)
 
 
+@executes(exp.Describe)
+def describe(store: StoreCore, node: exp.Expr) -> pa.Table:
+    """``DESCRIBE t``: a feature group is described as by DESCRIBE FEATURE
+    GROUP; any other relation (a training dataset, ``connector.table``) by
+    its columns and their PostgreSQL types."""
+    target = node.this
+    if isinstance(target, exp.Table) and target.name and _insert_target(store, node) is not None:
+        fg = _group(store, target.name, node=target)
+        return describe_feature_group(
+            store, nodes.DescribeFeatureGroup(this=exp.to_identifier(fg.qualified_name))
+        )
+    if not isinstance(target, exp.Table):
+        raise FeatureNotSupported("DESCRIBE takes a relation name", position=position_of(node))
+    probe = exp.select(exp.Star()).from_(target.copy()).limit(0)
+    bound = with_settings(store, push_down(bind(store, probe)))
+    schema = store.engine.query(bound.sql(DIALECT), bound.meta.get("fsql_inputs", ())).schema
+    return pa.table(
+        {
+            "column": [f.name for f in schema],
+            "type": [from_arrow(f.type).name for f in schema],
+        }
+    )
+
+
 @executes(nodes.DescribeFeatureGroup)
 def describe_feature_group(store: StoreCore, node: exp.Expr) -> pa.Table:
     fg = _group(store, node.name, _version(node), node)
@@ -512,11 +536,21 @@ def command(store: StoreCore, node: exp.Expr) -> pa.Table:
         value = _SETTINGS.get(name)
         if value is None:
             raise UndefinedObject(
-                f'unrecognized configuration parameter "{name}"', sqlstate="42704"
+                f'unrecognized configuration parameter "{name}"',
+                sqlstate="42704",
+                hint=_NEAR_MISSES.get(name),
             )
         return pa.table({name.replace(" ", "_"): [value]})
     raise FeatureNotSupported(f"{node.this} is not supported", sqlstate="0A000")
 
+
+# what a user coming from MySQL, ClickHouse or psql may mean
+_NEAR_MISSES = {
+    "tables": "Feature groups are the tables: SHOW FEATURE GROUPS (or \\dt in psql).",
+    "databases": "Projects are the databases: \\l in psql.",
+    "features": "SHOW FEATURES [FROM fg] [LIKE 'pattern'].",
+    "columns": "DESCRIBE fg, or SHOW FEATURES FROM fg.",
+}
 
 _SETTINGS = {
     "server_version": "16.0 (fsql)",
