@@ -249,14 +249,24 @@ def _read_file(file: Path, batch_rows: int, types: dict[str, pa.DataType]) -> pa
 )
 @pass_state
 def sql(state: CliState, text: str, fmt: str, output: Path | None, max_rows: int) -> None:
-    """Run SQL TEXT ('-' reads it from standard input) and print the result."""
+    """Run SQL TEXT ('-' reads it from standard input) and print each
+    statement's result in order (to --output: the last one's)."""
+    from fsql.output import write_result
+    from fsql.sql.dialect import parse
+    from fsql.statements.run import run_statement
+
     if text == "-":
         text = sys.stdin.read()
     with state.open() as store:
-        result = store.sql(text)
-    from fsql.output import write_result
-
-    write_result(result, fmt, output, max_rows=max_rows)
+        statements = parse(text)
+        if len(statements) <= 1 or output is not None or fmt == "parquet":
+            results = [store.sql(text)]
+        else:
+            results = [run_statement(store, statement) for statement in statements]
+    for i, result in enumerate(results):
+        if i:
+            click.echo()
+        write_result(result, fmt, output, max_rows=max_rows)
 
 
 # demo ---------------------------------------------------------------------

@@ -264,3 +264,10 @@ def test_sql_from_stdin_and_parquet_to_a_pipe(runner, filled):
     import io
 
     assert pq.read_table(io.BytesIO(piped.stdout_bytes)).num_rows == 30
+
+
+def test_sql_prints_each_statements_result_in_order(runner, tmp_path):
+    out = invoke(
+        runner, tmp_path / "s", "sql", "SELECT 1 AS first; SELECT 2 AS second", "--format", "csv"
+    )
+    assert out.output.split() == ['"first"', "1", '"second"', "2"]
