@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import fcntl
 import itertools
 import os
@@ -401,7 +402,18 @@ class _Batches:
         engine._give_back(conn)
 
     def __del__(self) -> None:
-        self._release(ended=False)
+        # Dropped before its end: released in a thread of its own. The last
+        # reference may go anywhere, garbage collection included, which can
+        # run inside another chDB call on this thread (chDB then loses that
+        # call's thread state), or on an event loop.
+        if self._conn is not None:
+            try:
+                _RELEASES.submit(self._release, ended=False)
+            except RuntimeError:  # interpreter shutdown
+                self._release(ended=False)
+
+
+_RELEASES = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fsql-chdb-release")
 
 
 NAIVE_TZ = "Etc/UTC"

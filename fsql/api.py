@@ -341,8 +341,10 @@ def _sql_error(e: Exception, text: Any) -> FsqlError:
 def _checked(reader: pa.RecordBatchReader, text: str) -> Iterator[pa.RecordBatch]:
     try:
         yield from reader
-    except FsqlError:
-        raise
+    except FsqlError as e:
+        # without the frames of the layers below: they hold readers, which
+        # give their engine session back once dropped
+        raise e.with_traceback(None) from None
     except Exception as e:
         raise _sql_error(e, text) from (None if isinstance(e, RecursionError) else e)
 

@@ -339,7 +339,7 @@ class Cursor:
             return None
         except FsqlError as e:
             self._release()
-            raise _wrap(e) from None
+            raise _wrap(e.with_traceback(None)) from None
         self._read += batch.num_rows
         return batch
 

@@ -34,6 +34,7 @@ from fsql.params import bind
 from fsql.server import auth, fastpath
 from fsql.server.mirror import Mirror
 from fsql.server.protocol import POSTGRESQL_PORT
+from fsql.server.results import STREAM_ROWS, StreamRows, open_batches
 from fsql.server.session import Session
 from fsql.statements.run import run_statement
 from fsql.store.core import StoreCore
@@ -326,6 +327,23 @@ class Server:
         """Run a statement in an engine thread. With a ``scope``, a cancel
         while it runs goes through :meth:`stop`."""
         future = self.engine_pool.submit(self._run_sql, text, list(params), project, scope)
+        return await self._engine_call(future, scope)  # type: ignore[no-any-return]
+
+    async def open_rows(
+        self, text: str, params: Sequence[Any], project: str, scope: CancelScope
+    ) -> StreamRows:
+        """Start a statement whose result streams (:mod:`fsql.server.results`):
+        its first batch is read here, a small result completely. ``scope``
+        stays with the stream, so a cancel stops it while it is read."""
+        future = self.engine_pool.submit(self._open_rows, text, list(params), project, scope)
+        reader, schema, batches = await self._engine_call(future, scope)
+        return StreamRows(self, self.engine_pool, reader, schema, batches, scope)
+
+    async def _engine_call(
+        self, future: concurrent.futures.Future[Any], scope: CancelScope | None
+    ) -> Any:
+        """Await an engine thread's call; a cancel while it runs goes through
+        :meth:`stop`."""
         waiter = asyncio.wrap_future(future)
         try:
             return await asyncio.shield(waiter)
@@ -362,6 +380,20 @@ class Server:
             raise  # engine errors carry their SQLSTATE (fsql.errors.clickhouse_sqlstate)
         except Exception as e:  # an engine or library failure: still an SQLSTATE
             raise FsqlError(f"{type(e).__name__}: {e}", sqlstate="XX000") from None
+
+    def _open_rows(
+        self, text: str, params: list[Any], project: str, scope: CancelScope
+    ) -> tuple[pa.RecordBatchReader | None, pa.Schema, list[pa.RecordBatch]]:
+        try:
+            with cancellable(scope):
+                store = self.store.for_project(project)
+                reader = store.sql_stream(text, params or None, batch_rows=STREAM_ROWS)  # type: ignore[attr-defined]
+                batches, ended = open_batches(reader)
+        except FsqlError:
+            raise
+        except Exception as e:  # an engine or library failure: still an SQLSTATE
+            raise FsqlError(f"{type(e).__name__}: {e}", sqlstate="XX000") from None
+        return (None if ended else reader), reader.schema, batches
 
     async def run_blocking(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` in an engine thread."""

@@ -22,6 +22,7 @@ from fsql.errors import FsqlError
 from fsql.server import encode, fastpath, route
 from fsql.server import protocol as p
 from fsql.server.auth import MECHANISM, AuthFailed, ScramClient, ScramServer, mechanisms
+from fsql.server.results import Rows, TableRows
 from fsql.types import from_name
 
 if TYPE_CHECKING:
@@ -62,8 +63,8 @@ class Portal:
     stmt: Prepared
     params: list[Any]
     formats: list[int]
-    result: pa.Table | None = None
-    pos: int = 0
+    rows: Rows | None = None  # the result, as it is sent (streamed for queries)
+    pos: int = 0  # rows of ``fast`` sent
     fields: list[encode.Field] | None = None
     done: bool = False
     rows_sent: int = 0
@@ -276,6 +277,9 @@ class Session:
             self.server.unregister(self)
             if self.backend is not None:
                 self.backend.close()
+            for portal in self.portals.values():  # a client gone mid-stream
+                if portal.rows is not None:
+                    portal.rows.release()
             self.portals.clear()
             try:
                 self.writer.close()
@@ -588,7 +592,7 @@ class Session:
             if stmt.route.kind == route.MIRROR:
                 await self.forward(kind, body, "B")
                 self.mirror_portals.add(portal_name)
-                self.portals.pop(portal_name, None)
+                self.drop_portal(portal_name)
                 return
             await self.drain_backend()
             nf = rd.int16()
@@ -617,6 +621,7 @@ class Session:
                 fmt = pformats[0] if len(pformats) == 1 else (pformats[i] if pformats else 0)
                 values.append(decode_param(v, stmt.param_oids[i], fmt))
             self.mirror_portals.discard(portal_name)
+            self.drop_portal(portal_name)
             self.portals[portal_name] = Portal(stmt, values, rformats)
             self.write(p.BIND_COMPLETE)
         elif kind == b"D":
@@ -680,7 +685,7 @@ class Session:
                     self.mirror_portals.discard(name)
                     await self.forward(kind, body, "C")
                     return
-                self.portals.pop(name, None)
+                self.drop_portal(name)
             else:
                 raise p.ProtocolViolation("invalid CLOSE message subtype")
             await self.drain_backend()
@@ -696,7 +701,7 @@ class Session:
             self.pending.clear()
             await self.relay_until_ready()
             self.backend_in_cycle = False
-        self.portals.pop("", None)
+        self.drop_portal("")
         self.write(p.ready_for_query(self.status()))
         await self.flush()
 
@@ -782,9 +787,28 @@ class Session:
 
     # engine statements ------------------------------------------------------
 
+    def drop_portal(self, name: str) -> None:
+        """Forget a portal or cursor, releasing the stream it holds."""
+        portal = self.portals.pop(name, None)
+        if portal is not None and portal.rows is not None:
+            portal.rows.release()
+
     async def run_engine(self, text: str, params: list[Any]) -> pa.Table:
+        return await self.until_canceled(  # type: ignore[no-any-return]
+            lambda scope: self.server.run_sql(text, params, self.database, scope)
+        )
+
+    async def open_rows(self, text: str, params: list[Any]) -> Rows:
+        """Start a query whose rows stream from the engine as they are sent."""
+        return await self.until_canceled(  # type: ignore[no-any-return]
+            lambda scope: self.server.open_rows(text, params, self.database, scope)
+        )
+
+    async def until_canceled(self, start: Any) -> Any:
+        """Run ``start(scope)`` (an engine call); a cancel of this session
+        stops it and raises 57014."""
         scope = CancelScope()
-        task = asyncio.ensure_future(self.server.run_sql(text, params, self.database, scope))
+        task = asyncio.ensure_future(start(scope))
         cancel = asyncio.ensure_future(self.canceled.wait())
         try:
             done, _ = await asyncio.wait({task, cancel}, return_when=asyncio.FIRST_COMPLETED)
@@ -817,8 +841,8 @@ class Session:
             stmt.fields = None
             if cursor is not None:
                 await self.ensure_result(cursor)
-                assert cursor.result is not None
-                return encode.fields_for(cursor.result.schema, [])
+                assert cursor.rows is not None
+                return encode.fields_for(cursor.rows.schema, [])
             return None
         else:
             stmt.fields = []
@@ -831,8 +855,8 @@ class Session:
             if cursor is None or r.first != "fetch":
                 return None
             await self.ensure_result(cursor)
-            assert cursor.result is not None
-            fields = encode.fields_for(cursor.result.schema, portal.formats)
+            assert cursor.rows is not None
+            fields = encode.fields_for(cursor.rows.schema, portal.formats)
             portal.fields = fields
             return fields
         if r.kind == route.DECLARE and not portal.extra.get("cursor"):
@@ -855,21 +879,25 @@ class Session:
             self.write(cached)
             return _ALREADY_SENT
         await self.ensure_result(portal)
-        assert portal.result is not None
-        if portal.result.num_columns == 0:
+        assert portal.rows is not None
+        if portal.rows.num_columns == 0:
             return None
-        portal.fields = encode.fields_for(portal.result.schema, portal.formats)
+        portal.fields = encode.fields_for(portal.rows.schema, portal.formats)
         return portal.fields
 
     async def ensure_result(self, portal: Portal) -> None:
-        if portal.result is not None:
+        """Run the portal's statement: a query's rows stream (read as they
+        are sent), other statements' results are materialized."""
+        if portal.rows is not None:
             return
         r = portal.stmt.route
         if r.kind == route.CONST:
             assert r.const is not None
-            portal.result = r.const
+            portal.rows = TableRows(r.const)
         elif r.kind == route.DECLARE or r.kind == route.COPY:
-            portal.result = await self.run_engine(r.inner, portal.params)
+            portal.rows = await self.open_rows(r.inner, portal.params)
+        elif r.kind == route.ENGINE and r.returns_rows:
+            portal.rows = await self.open_rows(portal.stmt.text, portal.params)
         else:
             result = await self.run_engine(portal.stmt.text, portal.params)
             if (
@@ -882,7 +910,7 @@ class Session:
                 if _TAG.fullmatch(status):
                     portal.extra["tag"] = status
                 result = pa.table({})
-            portal.result = result
+            portal.rows = TableRows(result)
             if r.ddl:
                 await self.server.catalog_changed()
 
@@ -891,6 +919,7 @@ class Session:
         if r.kind == route.DECLARE:
             cursor = Portal(portal.stmt, portal.params, [], extra={"cursor": True})
             await self.ensure_result(cursor)
+            self.drop_portal(r.name)
             self.portals[r.name] = cursor
             self.write(p.command_complete("DECLARE CURSOR"))
             return
@@ -900,24 +929,25 @@ class Session:
                 raise FsqlError(f'cursor "{r.name}" does not exist', sqlstate="34000")
             cursor = found
             await self.ensure_result(cursor)
-            assert cursor.result is not None
-            fields = portal.fields or encode.fields_for(cursor.result.schema, portal.formats)
+            assert cursor.rows is not None
+            fields = portal.fields or encode.fields_for(cursor.rows.schema, portal.formats)
             if describe and r.first == "fetch":
                 self.write(p.row_description(encode.row_description_fields(fields)))
-            limit = r.count if r.count is not None else cursor.result.num_rows
-            start = cursor.pos
-            stop = min(cursor.result.num_rows, start + limit)
-            cursor.pos = stop
-            if r.first == "fetch":
-                await self.send_rows(cursor.result.slice(start, stop - start), fields)
-            self.write(p.command_complete(f"{r.first.upper()} {stop - start}"))
+            moved = 0
+            if r.count != 0:  # None: ALL
+                moved = await self.send_stream(
+                    cursor.rows, fields, r.count or 0, skip=r.first != "fetch"
+                )
+            self.write(p.command_complete(f"{r.first.upper()} {moved}"))
             return
         if r.kind == route.CLOSE:
             if r.name == "all":
                 for k in [k for k, v in self.portals.items() if v.stmt.route.kind == route.DECLARE]:
-                    self.portals.pop(k)
-            elif self.portals.pop(r.name, None) is None:
+                    self.drop_portal(k)
+            elif r.name not in self.portals:
                 raise FsqlError(f'cursor "{r.name}" does not exist', sqlstate="34000")
+            else:
+                self.drop_portal(r.name)
             self.write(p.command_complete("CLOSE CURSOR"))
             return
         if r.kind == route.COPY:
@@ -953,36 +983,30 @@ class Session:
                 return
             portal.fast, portal.slow = None, True
         await self.ensure_result(portal)
-        result = portal.result
-        assert result is not None
-        if result.num_columns == 0:
-            tag = portal.extra.get("tag") or command_tag(r, portal.stmt.text, result)
+        rows = portal.rows
+        assert rows is not None
+        table = rows.table if isinstance(rows, TableRows) else rows.schema.empty_table()
+        if rows.num_columns == 0:
+            tag = portal.extra.get("tag") or command_tag(r, portal.stmt.text, table)
             self.write(p.command_complete(tag))
             portal.done = True
             return
-        if portal.fields is None and portal.stmt.fields:
-            result = conform(result, portal.stmt.fields)  # keep the types Describe promised
-        fields = portal.fields or encode.fields_for(result.schema, portal.formats)
+        promised = portal.stmt.fields if portal.fields is None else None
+        fields = portal.fields or encode.fields_for(
+            conform(rows.schema.empty_table(), promised).schema if promised else rows.schema,
+            portal.formats,
+        )
         if describe:
             self.write(p.row_description(encode.row_description_fields(fields)))
-        remaining = result.num_rows - portal.pos
-        n = remaining if max_rows == 0 else min(max_rows, remaining)
-        await self.send_rows(result.slice(portal.pos, n), fields)
-        portal.pos += n
+        n = await self.send_stream(rows, fields, max_rows, conform_to=promised)
         portal.rows_sent += n
-        if max_rows and n == max_rows and portal.pos < result.num_rows:
+        if max_rows and n == max_rows:
+            # as PostgreSQL: suspended whenever the limit was reached, so a
+            # portal with exactly that many rows left completes on the next
+            # Execute, with none
             self.write(p.PORTAL_SUSPENDED)
             return
-        if (
-            max_rows
-            and n == max_rows
-            and portal.pos == result.num_rows
-            and not portal.extra.get("last")
-        ):
-            portal.extra["last"] = True
-            self.write(p.PORTAL_SUSPENDED)
-            return
-        self.write(p.command_complete(command_tag(r, portal.stmt.text, result, portal.rows_sent)))
+        self.write(p.command_complete(command_tag(r, portal.stmt.text, table, portal.rows_sent)))
         portal.done = True
 
     async def fast_lookup(self, portal: Portal) -> bool:
@@ -990,7 +1014,7 @@ class Session:
         (``portal.fast`` holds its rows); False: take the normal path."""
         if portal.fast is not None:
             return True
-        if portal.slow or portal.result is not None:
+        if portal.slow or portal.rows is not None:
             return False
         portal.slow = True  # unless everything below works out
         plan = await self.server.online_plan(portal.stmt.text, self.database)
@@ -1035,6 +1059,35 @@ class Session:
         portal.done = True
         return True
 
+    async def send_stream(
+        self,
+        rows: Rows,
+        fields: list[encode.Field],
+        limit: int = 0,
+        *,
+        skip: bool = False,
+        conform_to: list[encode.Field] | None = None,
+    ) -> int:
+        """Send up to ``limit`` rows (0: all) of ``rows`` as DataRows, a batch
+        at a time as the engine hands them out (``skip``: read past them);
+        returns how many. An error or a cancel on the way releases the
+        stream (the rows sent so far stay sent, as in PostgreSQL)."""
+        n = 0
+        try:
+            while not limit or n < limit:
+                table = await rows.take(limit - n if limit else None, self.canceled)
+                if table is None:
+                    break
+                if conform_to:
+                    table = conform(table, conform_to)  # keep the types Describe promised
+                if not skip:
+                    await self.send_rows(table, fields)
+                n += table.num_rows
+        except BaseException:
+            rows.release()
+            raise
+        return n
+
     async def send_rows(self, table: pa.Table, fields: list[encode.Field]) -> None:
         """Encode in bounded batches off the event loop; stop on cancel."""
         loop = asyncio.get_running_loop()
@@ -1074,36 +1127,42 @@ class Session:
             start += size
 
     async def send_copy(self, portal: Portal) -> None:
-        result = portal.result
-        assert result is not None
+        rows = portal.rows
+        assert rows is not None
         opts = portal.stmt.route.copy_options
         fmt = opts.get("format", "text")
         if fmt == "binary":
+            rows.release()
             raise FsqlError("COPY TO STDOUT supports text and csv formats", sqlstate="0A000")
-        self.write(p.copy_out_response(result.num_columns))
-        header = list(result.column_names) if opts.get("header") == "true" else None
+        self.write(p.copy_out_response(rows.num_columns))
+        header = list(rows.schema.names) if opts.get("header") == "true" else None
+        encoder = csv_rows if fmt == "csv" else encode.copy_text
         loop = asyncio.get_running_loop()
-        start = 0
-        first = True
-        while start < result.num_rows or first:
-            if self.canceled.is_set():
-                raise QueryCanceled(CANCELED)
-            size = min(BATCH_ROWS, result.num_rows - start)
-            batch = result.slice(start, size)
-            if fmt == "csv":
-                data = await loop.run_in_executor(self.server.encode_pool, csv_rows, batch, header)
-            else:
-                data = await loop.run_in_executor(
-                    self.server.encode_pool, encode.copy_text, batch, header
-                )
-            if data:
-                self.write(p.copy_data(data))
-            await self.flush()
-            header = None
-            first = False
-            start += size
+        count = 0
+        try:
+            while True:
+                table = await rows.take(None, self.canceled)
+                if table is None:
+                    break
+                for start in range(0, table.num_rows, BATCH_ROWS):
+                    if self.canceled.is_set():
+                        raise QueryCanceled(CANCELED)
+                    batch = table.slice(start, BATCH_ROWS)
+                    data = await loop.run_in_executor(
+                        self.server.encode_pool, encoder, batch, header
+                    )
+                    header = None
+                    if data:
+                        self.write(p.copy_data(data))
+                    await self.flush()
+                    count += batch.num_rows
+        except BaseException:
+            rows.release()
+            raise
+        if header is not None:  # no rows: the header alone
+            self.write(p.copy_data(encoder(rows.schema.empty_table(), header)))
         self.write(p.COPY_DONE)
-        self.write(p.command_complete(f"COPY {result.num_rows}"))
+        self.write(p.command_complete(f"COPY {count}"))
 
 
 _ALREADY_SENT: list[encode.Field] = []
