@@ -176,6 +176,22 @@ class ChdbEngine:
             conn.version = version
         return conn
 
+    def _give_back_streamed(self, conn: _Conn) -> None:
+        """Give back a session a stream used, with the Arrow compression
+        other statements need again (see ``_PLAIN_ARROW``); one that cannot
+        have it back is closed."""
+        try:
+            conn.session.query(f"SET {_PLAIN_ARROW} = DEFAULT", "Null")
+        except Exception:
+            with self._pool_lock:
+                self._busy.discard(conn)
+            try:
+                conn.session.close()
+            except Exception:
+                pass
+            return
+        self._give_back(conn)
+
     def _give_back(self, conn: _Conn) -> None:
         with self._pool_lock:
             self._busy.discard(conn)
@@ -264,10 +280,11 @@ class ChdbEngine:
 
     def stream(self, sql: str, batch_rows: int = 65536) -> pa.RecordBatchReader:
         """Stream a query's result in record batches of whole engine blocks
-        (at least ``batch_rows`` rows each, but the last). The pooled session
-        stays taken until the reader is exhausted, fails, or is released
-        (its last reference dropped: ``reader.close()`` does not release
-        it). The statement is tagged like any other: inside a
+        (joined up to ``batch_rows`` rows when smaller). It returns once the
+        first block is there (an aggregate has run by then). The pooled
+        session stays taken until the reader is exhausted, fails, or is
+        released (its last reference dropped: ``reader.close()`` does not
+        release it). The statement is tagged like any other: inside a
         :class:`CancelScope` a cancel stops it while it streams, and a
         stream released before its end kills its statement first (closing
         a stream whose query is still computing would wait for it)."""
@@ -282,21 +299,23 @@ class ChdbEngine:
             if scope is not None:
                 scope.enter(tag, self._kill)
                 entered = True
-            conn.session.query(f"SET log_comment = '{tag}'", "Null")
+            conn.session.query(f"SET log_comment = '{tag}', {_PLAIN_ARROW} = 'none'", "Null")
             res = conn.session.send_query(sql, "Arrow")
-            reader: pa.RecordBatchReader = res.record_batch(rows_per_batch=batch_rows)
+            first = _fetch(res)
         except Exception as e:  # chDB raises bare RuntimeError/ChdbError
             _flush(conn.session)
             if entered:
                 assert scope is not None
                 scope.leave(tag)
-            self._give_back(conn)
+            self._give_back_streamed(conn)
             if isinstance(e, FsqlError):
                 raise
             raise self._stream_error(scope, e, sql) from None
-        schema = _naive_schema(reader.schema)
-        batches = _Batches(self, conn, res, reader, schema, tag, scope if entered else None, sql)
-        return pa.RecordBatchReader.from_batches(schema, batches)
+        batches = _Batches(self, conn, res, first, batch_rows, tag, scope if entered else None, sql)
+        if first is None:  # chDB's public API ends an empty result without its schema
+            del batches
+            return pa.RecordBatchReader.from_batches(self.query(sql).schema, iter(()))
+        return pa.RecordBatchReader.from_batches(batches.schema, batches)
 
     def _stream_error(self, scope: CancelScope | None, e: Exception, sql: str) -> FsqlError:
         if scope is not None and scope.canceled:
@@ -349,8 +368,8 @@ class _Batches:
         engine: ChdbEngine,
         conn: _Conn,
         res: Any,
-        reader: pa.RecordBatchReader,
-        schema: pa.Schema,
+        first: pa.Table | None,
+        batch_rows: int,
         tag: str,
         scope: CancelScope | None,
         sql: str,
@@ -358,12 +377,14 @@ class _Batches:
         self._engine = engine
         self._conn: _Conn | None = conn
         self._res = res
-        self._reader = reader
-        self._schema = schema
-        self._same = schema.equals(reader.schema)
+        self._batch_rows = batch_rows
         self._tag = tag
         self._scope = scope
         self._sql = sql
+        self._ended = first is None
+        self.schema = _naive_schema(first.schema) if first is not None else pa.schema([])
+        self._same = first is not None and self.schema.equals(first.schema)
+        self._pending: list[pa.RecordBatch] = first.to_batches() if first is not None else []
 
     def __iter__(self) -> _Batches:
         return self
@@ -371,15 +392,29 @@ class _Batches:
     def __next__(self) -> pa.RecordBatch:
         if self._conn is None:
             raise StopIteration
+        parts: list[pa.RecordBatch] = []
+        rows = 0
         try:
-            b = self._reader.read_next_batch()
-        except StopIteration:
-            self._release(ended=True)
-            raise
+            while rows < self._batch_rows:
+                if not self._pending:
+                    table = None if self._ended else _fetch(self._res)
+                    if table is None:
+                        self._ended = True
+                        break
+                    self._pending = table.to_batches()
+                    continue
+                b = self._pending.pop(0)
+                if b.num_rows:
+                    parts.append(b)
+                    rows += b.num_rows
         except Exception as e:  # chDB raises bare RuntimeError/ChdbError
             self._release(ended=True, failed=True)
             raise self._engine._stream_error(self._scope, e, self._sql) from None
-        return b if self._same else pa.RecordBatch.from_arrays(b.columns, schema=self._schema)
+        if not parts:
+            self._release(ended=True)
+            raise StopIteration
+        b = parts[0] if len(parts) == 1 else pa.concat_batches(parts)
+        return b if self._same else pa.RecordBatch.from_arrays(b.columns, schema=self.schema)
 
     def _release(self, *, ended: bool, failed: bool = False) -> None:
         conn, self._conn = self._conn, None
@@ -399,7 +434,7 @@ class _Batches:
             _flush(conn.session)
         if self._scope is not None:
             self._scope.leave(self._tag)
-        engine._give_back(conn)
+        engine._give_back_streamed(conn)
 
     def __del__(self) -> None:
         # Dropped before its end: released in a thread of its own. The last
@@ -408,9 +443,33 @@ class _Batches:
         # call's thread state), or on an event loop.
         if self._conn is not None:
             try:
-                _RELEASES.submit(self._release, ended=False)
+                _RELEASES.submit(self._release, ended=self._ended)
             except RuntimeError:  # interpreter shutdown
-                self._release(ended=False)
+                self._release(ended=self._ended)
+
+
+def _fetch(res: Any) -> pa.Table | None:
+    """The next block of a streaming result (chDB ``send_query(sql,
+    "Arrow")``), None at its end; the first block of an empty result is an
+    empty table with the result's schema. Read through chDB's connection
+    where it allows: chDB's public ``fetch`` ends an empty result without
+    a block, so its schema would be lost. The block's bytes are copied out
+    of chDB's buffer, which the next block reuses."""
+    conn, handle = getattr(res, "_conn", None), getattr(res, "_result", None)
+    if conn is None or handle is None or not hasattr(conn, "streaming_fetch_result"):
+        chunk = res.fetch()
+    else:
+        chunk = conn.streaming_fetch_result(handle)
+        if chunk is not None and chunk.size() == 0:
+            chunk = None
+    return None if chunk is None else pa.ipc.open_file(chunk.bytes()).read_all()
+
+
+# A stream's blocks reach Arrow in this process: chDB's default LZ4 on the
+# way only costs time (half the engine's CPU for 1M rows), so streams turn
+# it off. Only streams: chDB's materialized results (``ArrowTable``) point
+# into memory chDB frees, which only decompression copies out of.
+_PLAIN_ARROW = "output_format_arrow_compression_method"
 
 
 _RELEASES = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fsql-chdb-release")

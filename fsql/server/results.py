@@ -24,6 +24,9 @@ from fsql.errors import FsqlError
 # rows per engine batch a session asks for (chDB hands out whole blocks of
 # about 65k rows)
 STREAM_ROWS = 32768
+# how much one read from the engine takes at most (the batch that crosses it
+# included): with the batch being sent, what a stream holds
+READ_BYTES = 16 << 20
 
 
 class Rows:
@@ -39,6 +42,10 @@ class Rows:
         """Up to ``n`` rows (None: the next batch, whatever its size); None
         at the end."""
         raise NotImplementedError
+
+    def ready(self) -> bool:
+        """Whether :meth:`take` would answer without waiting for the engine."""
+        return True
 
     def release(self) -> None:
         """Give back what the rows hold (an engine session); safe to call
@@ -88,15 +95,12 @@ class StreamRows(Rows):
         self._reader = reader  # None once read to its end, failed or released
         self.schema = schema
         self._buffer: deque[pa.RecordBatch] = deque(batches)  # read, not yet sent
-        self._ahead: concurrent.futures.Future[pa.RecordBatch | None] | None = None
+        self._ahead: concurrent.futures.Future[tuple[list[pa.RecordBatch], bool]] | None = None
         self._scope = scope
 
     async def take(self, n: int | None, canceled: asyncio.Event) -> pa.Table | None:
-        if not self._buffer:
-            batch = await self._next(canceled)
-            if batch is None:
-                return None
-            self._buffer.append(batch)
+        if not self._buffer and not await self._next(canceled):
+            return None
         head = self._buffer.popleft()
         if n is not None and head.num_rows > n:
             self._buffer.appendleft(head.slice(n))
@@ -105,14 +109,19 @@ class StreamRows(Rows):
             self._read_ahead()  # the engine works while these rows are sent
         return pa.Table.from_batches([head])
 
+    def ready(self) -> bool:
+        ahead = self._ahead
+        return bool(self._buffer) or self._reader is None or (ahead is not None and ahead.done())
+
     def _read_ahead(self) -> None:
         if self._reader is not None and self._ahead is None:
-            self._ahead = self._pool.submit(read_batch, self._reader)
+            self._ahead = self._pool.submit(read_chunk, self._reader)
 
-    async def _next(self, canceled: asyncio.Event) -> pa.RecordBatch | None:
-        while True:
+    async def _next(self, canceled: asyncio.Event) -> bool:
+        """Wait for the read under way (or start one); False at the end."""
+        while not self._buffer:
             if self._reader is None:
-                return None
+                return False
             self._read_ahead()
             future, self._ahead = self._ahead, None
             assert future is not None
@@ -128,15 +137,14 @@ class StreamRows(Rows):
                     self.release()
                     raise QueryCanceled(CANCELED)
             try:
-                batch = future.result()
+                batches, ended = future.result()
             except BaseException:
                 self._reader = None  # a failed stream has given its session back
                 raise
-            if batch is None:
+            if ended:
                 self._reader = None  # read to its end: the session is back
-                return None
-            if batch.num_rows:
-                return batch
+            self._buffer.extend(b for b in batches if b.num_rows)
+        return True
 
     def release(self) -> None:
         self._buffer.clear()
@@ -160,6 +168,21 @@ def read_batch(reader: pa.RecordBatchReader) -> pa.RecordBatch | None:
         raise e.with_traceback(None) from None
     except Exception as e:  # a library failure: still an SQLSTATE
         raise FsqlError(f"{type(e).__name__}: {e}", sqlstate="XX000") from None
+
+
+def read_chunk(reader: pa.RecordBatchReader) -> tuple[list[pa.RecordBatch], bool]:
+    """The next batches of ``reader``, up to READ_BYTES (at least one), and
+    whether it ended (run in an engine thread). Reading several blocks in
+    one go lets the engine work in bursts rather than a block at a time."""
+    batches: list[pa.RecordBatch] = []
+    size = 0
+    while size < READ_BYTES:
+        batch = read_batch(reader)
+        if batch is None:
+            return batches, True
+        batches.append(batch)
+        size += batch.nbytes
+    return batches, False
 
 
 def open_batches(reader: pa.RecordBatchReader) -> tuple[list[pa.RecordBatch], bool]:

@@ -1068,63 +1068,56 @@ class Session:
         skip: bool = False,
         conform_to: list[encode.Field] | None = None,
     ) -> int:
-        """Send up to ``limit`` rows (0: all) of ``rows`` as DataRows, a batch
-        at a time as the engine hands them out (``skip``: read past them);
-        returns how many. An error or a cancel on the way releases the
-        stream (the rows sent so far stay sent, as in PostgreSQL)."""
+        """Send up to ``limit`` rows (0: all) of ``rows`` as DataRows, as the
+        engine hands them out (``skip``: read past them); returns how many.
+        Rows are encoded in pieces of BATCH_ROWS in the encode threads, the
+        next piece (across engine batches too) while the current one is
+        written; a small result is encoded here and goes out with the rest
+        of the reply. An error or a cancel on the way releases the stream
+        (the rows sent so far stay sent, as in PostgreSQL)."""
+        loop = asyncio.get_running_loop()
+        pending: asyncio.Future[bytes] | None = None  # the piece being encoded
         n = 0
         try:
             while not limit or n < limit:
+                if pending is not None and not rows.ready():
+                    # the engine is still at work: what is encoded goes out first
+                    self.write(await pending)
+                    pending = None
+                    await self.flush()
                 table = await rows.take(limit - n if limit else None, self.canceled)
                 if table is None:
                     break
+                n += table.num_rows
+                if skip:
+                    continue
                 if conform_to:
                     table = conform(table, conform_to)  # keep the types Describe promised
-                if not skip:
-                    await self.send_rows(table, fields)
-                n += table.num_rows
+                for start in range(0, table.num_rows, BATCH_ROWS):
+                    if self.canceled.is_set():
+                        raise QueryCanceled(CANCELED)
+                    piece = table.slice(start, BATCH_ROWS)
+                    if pending is None and piece.num_rows < 512:
+                        small = encode.small_data_rows(piece, fields)
+                        self.write(small if small is not None else encode.data_rows(piece, fields))
+                        continue
+                    encoding = loop.run_in_executor(
+                        self.server.encode_pool, encode.data_rows, piece, fields
+                    )
+                    if pending is not None:
+                        self.write(await pending)
+                        await self.flush()
+                    pending = encoding
+            if pending is not None:
+                self.write(await pending)
+                pending = None
+                await self.flush()
         except BaseException:
+            if pending is not None:
+                pending.cancel()
             rows.release()
             raise
         return n
-
-    async def send_rows(self, table: pa.Table, fields: list[encode.Field]) -> None:
-        """Encode in bounded batches off the event loop; stop on cancel."""
-        loop = asyncio.get_running_loop()
-        n = table.num_rows
-        start = 0
-        next_batch: asyncio.Future[bytes] | None = None
-        if n <= encode.SMALL_ROWS:
-            if self.canceled.is_set():
-                raise QueryCanceled(CANCELED)
-            small = encode.small_data_rows(table, fields)
-            if small is not None:
-                self.write(small)  # goes out with the rest of the reply
-                return
-        while start < n:
-            if self.canceled.is_set():
-                raise QueryCanceled(CANCELED)
-            size = min(BATCH_ROWS, n - start)
-            if size < 512:
-                data = encode.data_rows(table.slice(start, size), fields)
-            else:
-                fut = next_batch or loop.run_in_executor(
-                    self.server.encode_pool, encode.data_rows, table.slice(start, size), fields
-                )
-                nxt = start + size
-                if nxt < n:
-                    next_batch = loop.run_in_executor(
-                        self.server.encode_pool,
-                        encode.data_rows,
-                        table.slice(nxt, min(BATCH_ROWS, n - nxt)),
-                        fields,
-                    )
-                else:
-                    next_batch = None
-                data = await fut
-            self.write(data)
-            await self.flush()
-            start += size
 
     async def send_copy(self, portal: Portal) -> None:
         rows = portal.rows
