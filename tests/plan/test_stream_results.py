@@ -99,6 +99,23 @@ def test_streamed_types_and_values_equal_the_whole_result(
     assert _wait_for(lambda: _busy(g) == 0)
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT id, by, doc FROM g WHERE id < 0",
+        "SELECT number AS n, number::text AS t FROM numbers(0)",
+        "SELECT FEATURES amount WHERE amount > 100",
+    ],
+)
+def test_an_empty_result_keeps_its_columns(g: fsql.Store, query: str) -> None:
+    # the engine's streaming API ends an empty result without a block
+    whole = g.sql(query)
+    streamed = g.sql_stream(query).read_all()
+    assert whole.num_rows == streamed.num_rows == 0
+    assert whole.num_columns >= 2
+    assert streamed.schema.equals(whole.schema, check_metadata=True)
+
+
 def test_a_spine_and_an_online_lookup_are_read_whole(g: fsql.Store) -> None:
     spine = "(SELECT * FROM (VALUES (2, TIMESTAMP '2024-06-01'), (1, TIMESTAMP '2024-02-01'))"
     query = f"SELECT FEATURES amount FROM {spine} AS s (id, ts)) AS s AS OF s.ts"
@@ -226,3 +243,22 @@ def test_a_cancel_stops_a_stream_while_it_is_read(g: fsql.Store) -> None:
             pass
     assert time.monotonic() - started < 5
     assert _wait_for(lambda: _busy(g) == 0)
+
+
+def test_streams_and_whole_results_on_the_same_sessions_stay_intact(g: fsql.Store) -> None:
+    # streams read the engine's blocks uncompressed and copy them out; the
+    # pooled sessions they used give whole results (which point into the
+    # engine's memory) with the compression those need back
+    query = "SELECT number + {k} AS n, number::text AS t FROM numbers(1000000)"
+    held = [(k, list(g.sql_stream(query.format(k=k)))) for k in range(3)]
+    whole = [(k, g.sql(query.format(k=k))) for k in range(3)]
+    for _ in range(3):  # other statements reuse the same memory
+        g.sql("SELECT number * 3 AS a, (number * 7)::text AS b FROM numbers(2000000)")
+    expected = np.arange(1_000_000)
+    for k, batches in held:
+        t = pa.Table.from_batches(batches)
+        assert (t.column("n").to_numpy() == expected + k).all()
+        assert t.column("t")[999_999].as_py() == "999999"
+    for k, t in whole:
+        assert (t.column("n").to_numpy() == expected + k).all()
+        assert t.column("t")[999_999].as_py() == "999999"
