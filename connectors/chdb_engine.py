@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
@@ -462,7 +463,12 @@ def _fetch(res: Any) -> pa.Table | None:
         chunk = conn.streaming_fetch_result(handle)
         if chunk is not None and chunk.size() == 0:
             chunk = None
-    return None if chunk is None else pa.ipc.open_file(chunk.bytes()).read_all()
+    if chunk is None:
+        return None
+    view = chunk.get_memview().view()
+    copy = pa.allocate_buffer(len(view))  # Arrow's pool keeps its pages for the next block
+    np.frombuffer(copy, dtype=np.uint8)[:] = np.frombuffer(view, dtype=np.uint8)
+    return pa.ipc.open_file(copy).read_all()
 
 
 # A stream's blocks reach Arrow in this process: chDB's default LZ4 on the

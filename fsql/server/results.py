@@ -24,9 +24,11 @@ from fsql.errors import FsqlError
 # rows per engine batch a session asks for (chDB hands out whole blocks of
 # about 65k rows)
 STREAM_ROWS = 32768
-# how much one read from the engine takes at most (the batch that crosses it
-# included): with the batch being sent, what a stream holds
-READ_BYTES = 16 << 20
+# how much one read from the engine takes at most (the batch that crosses
+# it included), and how much a stream reads ahead of what it has sent: the
+# next read starts while less than BUFFER_BYTES wait to be sent
+READ_BYTES = 4 << 20
+BUFFER_BYTES = 16 << 20
 
 
 class Rows:
@@ -99,14 +101,14 @@ class StreamRows(Rows):
         self._scope = scope
 
     async def take(self, n: int | None, canceled: asyncio.Event) -> pa.Table | None:
+        self._collect()
         if not self._buffer and not await self._next(canceled):
             return None
         head = self._buffer.popleft()
         if n is not None and head.num_rows > n:
             self._buffer.appendleft(head.slice(n))
             head = head.slice(0, n)
-        if not self._buffer:
-            self._read_ahead()  # the engine works while these rows are sent
+        self._read_ahead()  # the engine works while these rows are sent
         return pa.Table.from_batches([head])
 
     def ready(self) -> bool:
@@ -114,17 +116,35 @@ class StreamRows(Rows):
         return bool(self._buffer) or self._reader is None or (ahead is not None and ahead.done())
 
     def _read_ahead(self) -> None:
-        if self._reader is not None and self._ahead is None:
+        """Start a read unless one is under way or BUFFER_BYTES are read
+        and not sent yet."""
+        if self._reader is None or self._ahead is not None:
+            return
+        if sum(b.nbytes for b in self._buffer) < BUFFER_BYTES:
             self._ahead = self._pool.submit(read_chunk, self._reader)
+
+    def _collect(self) -> None:
+        """The batches of a read that has succeeded join the buffer (a
+        failed one is reported once the rows before it are sent)."""
+        future = self._ahead
+        if future is None or not future.done() or future.exception() is not None:
+            return
+        self._ahead = None
+        self._add(*future.result())
+
+    def _add(self, batches: list[pa.RecordBatch], ended: bool) -> None:
+        if ended:
+            self._reader = None  # read to its end: the session is back
+        self._buffer.extend(b for b in batches if b.num_rows)
 
     async def _next(self, canceled: asyncio.Event) -> bool:
         """Wait for the read under way (or start one); False at the end."""
         while not self._buffer:
-            if self._reader is None:
-                return False
-            self._read_ahead()
             future, self._ahead = self._ahead, None
-            assert future is not None
+            if future is None:
+                if self._reader is None:
+                    return False
+                future = self._pool.submit(read_chunk, self._reader)
             if not future.done():
                 waiter: asyncio.Future[Any] = asyncio.wrap_future(future)
                 stop: asyncio.Future[Any] = asyncio.ensure_future(canceled.wait())
@@ -141,9 +161,7 @@ class StreamRows(Rows):
             except BaseException:
                 self._reader = None  # a failed stream has given its session back
                 raise
-            if ended:
-                self._reader = None  # read to its end: the session is back
-            self._buffer.extend(b for b in batches if b.num_rows)
+            self._add(batches, ended)
         return True
 
     def release(self) -> None:
